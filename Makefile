@@ -1,0 +1,26 @@
+# Two-command quick start: `make plan` (install + run the default scenario) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: plan test lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+plan: $(BIN)/.installed
+	$(BIN)/ecoplan estimate --gpu l20 --model codellama-34b --tp 4 --input 2048 --batch 32
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check planner tests benchmarks
+	$(BIN)/ruff format --check planner tests benchmarks
+	$(BIN)/mypy planner
+
+clean:
+	rm -rf $(VENV) *.egg-info

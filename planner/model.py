@@ -1,0 +1,165 @@
+"""Model architecture and the quantities derived from it (DESIGN.md §2, §6).
+
+Everything here is computed from the architecture, never typed in: parameter count, weight bytes,
+FLOPs per token and KV-cache bytes per token.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from planner.units import DTYPE_BYTES
+
+
+class ModelSpec(BaseModel):
+    """A decoder-only transformer (LLaMA/Qwen/Mixtral family)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    num_layers: int = Field(ge=1)
+    hidden_size: int = Field(ge=1)
+    num_heads: int = Field(ge=1)
+    num_kv_heads: int = Field(ge=1)
+    head_dim: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1)
+    vocab_size: int = Field(ge=1)
+    mlp: Literal["gated", "standard"] = "gated"
+    qkv_bias: bool = False
+    tie_embeddings: bool = False
+    num_experts: int = Field(default=1, ge=1)
+    experts_per_token: int = Field(default=1, ge=1)
+    max_context: int = Field(default=4096, ge=16)
+    dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = None
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSpec:
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads "
+                f"({self.num_kv_heads})"
+            )
+        if self.experts_per_token > self.num_experts:
+            raise ValueError("experts_per_token cannot exceed num_experts")
+        return self
+
+    # ---- sizes -------------------------------------------------------------------------------
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 1
+
+    @property
+    def weight_dtype_bytes(self) -> float:
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def kv_dtype_bytes(self) -> float:
+        return DTYPE_BYTES[self.kv_dtype or self.dtype]
+
+    @property
+    def q_dim(self) -> int:
+        """Query projection width heads·head_dim (≠ hidden for Qwen3)."""
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.num_kv_heads * self.head_dim
+
+    @property
+    def attention_params_per_layer(self) -> int:
+        """QKV: hidden·(q_dim + 2·kv_dim) (+ bias) and output: q_dim·hidden."""
+        qkv = self.hidden_size * (self.q_dim + 2 * self.kv_dim)
+        bias = (self.q_dim + 2 * self.kv_dim) if self.qkv_bias else 0
+        return qkv + bias + self.q_dim * self.hidden_size
+
+    @property
+    def expert_params(self) -> int:
+        """One MLP (expert): gated = 3·hidden·intermediate, standard = 2·hidden·intermediate."""
+        mats = 3 if self.mlp == "gated" else 2
+        return mats * self.hidden_size * self.intermediate_size
+
+    @property
+    def mlp_params_per_layer(self) -> int:
+        router = self.hidden_size * self.num_experts if self.is_moe else 0
+        return self.num_experts * self.expert_params + router
+
+    @property
+    def active_mlp_params_per_layer(self) -> int:
+        router = self.hidden_size * self.num_experts if self.is_moe else 0
+        return self.experts_per_token * self.expert_params + router
+
+    @property
+    def norm_params_per_layer(self) -> int:
+        return 2 * self.hidden_size
+
+    @property
+    def layer_params(self) -> int:
+        return (
+            self.attention_params_per_layer + self.mlp_params_per_layer + self.norm_params_per_layer
+        )
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab_size * self.hidden_size
+
+    @property
+    def lm_head_params(self) -> int:
+        return 0 if self.tie_embeddings else self.vocab_size * self.hidden_size
+
+    @property
+    def param_count(self) -> int:
+        """Total parameters = layers·layer + embedding + LM head + final norm."""
+        return (
+            self.num_layers * self.layer_params
+            + self.embedding_params
+            + self.lm_head_params
+            + self.hidden_size
+        )
+
+    @property
+    def active_param_count(self) -> int:
+        """Parameters touched per token (MoE: top-k experts only)."""
+        per_layer = (
+            self.attention_params_per_layer
+            + self.active_mlp_params_per_layer
+            + self.norm_params_per_layer
+        )
+        return self.num_layers * per_layer + self.lm_head_params + self.hidden_size
+
+    @property
+    def weight_bytes(self) -> float:
+        return self.param_count * self.weight_dtype_bytes
+
+    @property
+    def kv_bytes_per_token_per_layer(self) -> float:
+        """K and V: 2·kv_heads·head_dim·bytes."""
+        return 2 * self.kv_dim * self.kv_dtype_bytes
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """KV cache per token over all layers: 2·layers·kv_heads·head_dim·bytes."""
+        return self.num_layers * self.kv_bytes_per_token_per_layer
+
+    def flops_per_token(self, context: int = 0) -> float:
+        """Forward FLOPs for one token: 2·active params (GEMMs) + attention 4·context·q_dim per
+        layer (QK^T and PV), the standard decoder estimate (Kaplan et al. 2020)."""
+        return 2.0 * self.active_param_count + 4.0 * context * self.q_dim * self.num_layers
+
+    def tp_problem(self, tp: int) -> str | None:
+        """Why tensor parallelism `tp` cannot shard this model, or None if it can."""
+        if tp < 1:
+            return "tp must be >= 1"
+        if self.num_heads % tp:
+            return f"tp={tp} does not divide num_heads={self.num_heads}"
+        if self.num_kv_heads % tp and tp % self.num_kv_heads:
+            return f"tp={tp} neither divides nor is a multiple of num_kv_heads={self.num_kv_heads}"
+        return None
+
+    def kv_heads_per_rank(self, tp: int) -> int:
+        """KV heads stored per TP rank (replicated when tp > kv_heads)."""
+        return max(1, self.num_kv_heads // tp)

@@ -1,0 +1,254 @@
+"""Workload: length distributions, arrival process, SLO and dataset presets (DESIGN.md §3, §6)."""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy import stats
+
+from planner.errors import PlannerError
+
+Z90 = float(stats.norm.ppf(0.9))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LengthDist(_Frozen):
+    """Token-length distribution: fixed, lognormal (from any two of mean / median / p90 /
+    sigma / cv) or empirical (values inline or a file of integers), clipped to [min, max]."""
+
+    kind: Literal["fixed", "lognormal", "empirical"] = "lognormal"
+    mean: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    median: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    p90: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    sigma: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    cv: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    values: list[float] | None = None
+    file: Path | None = None
+    min: int = Field(default=1, ge=1)
+    max: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> LengthDist:
+        if self.kind == "fixed" and self.mean is None:
+            raise ValueError("a fixed length needs 'mean'")
+        if self.kind == "lognormal":
+            given = [
+                k for k in ("mean", "median", "p90", "sigma", "cv") if getattr(self, k) is not None
+            ]
+            if len(given) != 2 or given == ["sigma", "cv"]:
+                raise ValueError(
+                    "a lognormal length needs exactly two of mean, median, p90, sigma, cv "
+                    f"(got {', '.join(given) or 'none'})"
+                )
+            if self.p90 is not None and self.median is not None and self.p90 <= self.median:
+                raise ValueError("p90 must exceed median")
+            if self.p90 is not None and self.mean is not None:
+                raise ValueError("give median or sigma with p90, not mean")
+        if self.kind == "empirical" and (self.values is None) == (self.file is None):
+            raise ValueError("an empirical length needs exactly one of 'values' or 'file'")
+        if self.values is not None:
+            if len(self.values) == 0:
+                raise ValueError("values is empty")
+            if any(not (math.isfinite(v) and v >= 1) for v in self.values):
+                raise ValueError("values must be finite token counts >= 1")
+        if self.max is not None and self.max < self.min:
+            raise ValueError("max must be >= min")
+        return self
+
+    @cached_property
+    def _lognormal(self) -> tuple[float, float]:
+        """(mu, sigma) of the underlying normal from the two given statistics."""
+        mean, med, p90, sig, cv = self.mean, self.median, self.p90, self.sigma, self.cv
+        if cv is not None:
+            sig = math.sqrt(math.log1p(cv * cv))
+        if med is not None and p90 is not None:
+            sig = math.log(p90 / med) / Z90
+        if sig is not None:
+            if mean is not None:
+                return math.log(mean) - sig * sig / 2, sig
+            if med is not None:
+                return math.log(med), sig
+            assert p90 is not None
+            return math.log(p90) - Z90 * sig, sig
+        assert mean is not None and med is not None
+        if mean <= med:
+            raise PlannerError(f"lognormal length: mean ({mean}) must exceed median ({med})")
+        return math.log(med), math.sqrt(2 * math.log(mean / med))
+
+    def _empirical_values(self) -> np.ndarray:
+        if self.values is not None:
+            return np.asarray(self.values, dtype=float)
+        assert self.file is not None
+        return read_length_file(self.file)
+
+    def quantiles(self, u: np.ndarray, cap: int | None = None) -> np.ndarray:
+        """Inverse CDF at probabilities u, rounded to tokens, clipped to [min, max, cap]."""
+        u = np.clip(np.asarray(u, dtype=float), 1e-9, 1 - 1e-9)
+        if self.kind == "fixed":
+            assert self.mean is not None
+            x = np.full(u.shape, self.mean)
+        elif self.kind == "lognormal":
+            mu, sig = self._lognormal
+            x = np.exp(mu + sig * stats.norm.ppf(u))
+        else:
+            x = np.quantile(self._empirical_values(), u, method="inverted_cdf")
+        hi = min(v for v in (self.max, cap) if v is not None) if (self.max or cap) else None
+        return np.clip(np.rint(x), self.min, hi if hi is not None else np.inf)
+
+    def nominal_mean(self) -> float:
+        """Mean before clipping (the documented figure)."""
+        if self.kind == "fixed":
+            assert self.mean is not None
+            return self.mean
+        if self.kind == "lognormal":
+            mu, sig = self._lognormal
+            return math.exp(mu + sig * sig / 2)
+        return float(self._empirical_values().mean())
+
+
+def read_length_file(path: Path) -> np.ndarray:
+    """Token counts from a text file (numbers separated by whitespace or commas)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlannerError(f"{path}: cannot read length file: {exc}") from None
+    if len(text) > 50_000_000:
+        raise PlannerError(f"{path}: length file larger than 50 MB; sample it first")
+    try:
+        vals = np.array([float(t) for t in text.replace(",", " ").split()], dtype=float)
+    except ValueError as exc:
+        raise PlannerError(f"{path}: length file must hold numbers only ({exc})") from None
+    if vals.size == 0:
+        raise PlannerError(f"{path}: length file is empty")
+    if not np.all(np.isfinite(vals)) or vals.min() < 1:
+        raise PlannerError(f"{path}: lengths must be finite token counts >= 1")
+    return vals
+
+
+class Arrivals(_Frozen):
+    """Arrival process: Poisson, or Gamma inter-arrival times with coefficient of variation cv."""
+
+    process: Literal["poisson", "gamma"] = "poisson"
+    cv: float = Field(default=1.0, gt=0, le=10, allow_inf_nan=False)
+
+    @property
+    def ca2(self) -> float:
+        """Squared coefficient of variation of inter-arrival times (1 for Poisson)."""
+        return 1.0 if self.process == "poisson" else self.cv**2
+
+
+class SLO(_Frozen):
+    """Latency SLO: TTFT and TPOT bounds and the share of requests that must meet them."""
+
+    ttft_s: float = Field(gt=0, allow_inf_nan=False)
+    tpot_s: float = Field(gt=0, allow_inf_nan=False)
+    attainment: float = Field(
+        default=90.0, gt=0, lt=100, allow_inf_nan=False, description="percent"
+    )
+    joint: bool = Field(default=True, description="a request must meet both TTFT and TPOT")
+
+    @property
+    def target(self) -> float:
+        return self.attainment / 100.0
+
+    def scaled(self, k: float) -> SLO:
+        return self.model_copy(update={"ttft_s": self.ttft_s * k, "tpot_s": self.tpot_s * k})
+
+
+class Workload(_Frozen):
+    """Request lengths and arrivals (the rate is what the planner solves for)."""
+
+    name: str = "custom"
+    input: LengthDist
+    output: LengthDist
+    arrivals: Arrivals = Arrivals()
+
+
+class Preset(_Frozen):
+    workload: Workload
+    slo: SLO
+    source: str
+
+
+def _ln(mean: float, **kw: float) -> LengthDist:
+    return LengthDist(kind="lognormal", mean=mean, **kw)
+
+
+# Means and SLOs: EcoServe's evaluation (DESIGN.md §6). Only the means of Alpaca, ShareGPT and
+# LongBench are documented; their spread (sigma) is our assumption, stated in `source`.
+PRESETS: dict[str, Preset] = {
+    "alpaca": Preset(
+        workload=Workload(
+            name="alpaca", input=_ln(20.63, sigma=0.6), output=_ln(163.80, sigma=0.7)
+        ),
+        slo=SLO(ttft_s=1.0, tpot_s=0.1),
+        source="Alpaca-gpt4 means 20.63/163.80 and SLO 1 s/100 ms (EcoServe); "
+        "lognormal sigma 0.6/0.7 assumed",
+    ),
+    "sharegpt": Preset(
+        workload=Workload(
+            name="sharegpt", input=_ln(343.76, sigma=1.0), output=_ln(237.20, sigma=0.9)
+        ),
+        slo=SLO(ttft_s=5.0, tpot_s=0.1),
+        source="ShareGPT means 343.76/237.20 and SLO 5 s/100 ms (EcoServe); "
+        "lognormal sigma 1.0/0.9 assumed",
+    ),
+    "longbench": Preset(
+        workload=Workload(
+            name="longbench", input=_ln(2686.89, sigma=0.6), output=_ln(101.78, sigma=0.8)
+        ),
+        slo=SLO(ttft_s=15.0, tpot_s=0.1),
+        source="LongBench means 2686.89/101.78 and SLO 15 s/100 ms (EcoServe); "
+        "lognormal sigma 0.6/0.8 assumed",
+    ),
+    "azure-conv": Preset(
+        workload=Workload(
+            name="azure-conv",
+            input=_ln(1155, median=1020),
+            output=_ln(211, median=129),
+            arrivals=Arrivals(process="gamma", cv=1.1),
+        ),
+        slo=SLO(ttft_s=5.0, tpot_s=0.1),
+        source="Azure 2023 conversation trace: lognormal fitted to mean and median (its p90 is "
+        "then lower than the trace's), arrivals CV 1.1; SLO 5 s/100 ms assumed (chat, as ShareGPT)",
+    ),
+    "azure-code": Preset(
+        workload=Workload(
+            name="azure-code",
+            input=_ln(2048, median=1469),
+            output=_ln(27.9, median=13),
+            arrivals=Arrivals(process="gamma", cv=2.0),
+        ),
+        slo=SLO(ttft_s=10.0, tpot_s=0.1),
+        source="Azure 2023 code trace: lognormal fitted to mean and median; 'very bursty' arrivals "
+        "taken as CV 2.0 (EcoServe's largest); SLO 10 s/100 ms assumed",
+    ),
+}
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise PlannerError(f"workload: unknown preset '{name}'; known: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def request_sample(
+    workload: Workload, max_context: int, n: int = 1024, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed, stratified sample of (input, output) lengths: each marginal at the n quantiles
+    (k + 0.5)/n, paired by a seeded permutation (lengths assumed independent); inputs are cut so
+    that input + output fits the model's context."""
+    u = (np.arange(n) + 0.5) / n
+    rng = np.random.default_rng(seed)
+    out = workload.output.quantiles(rng.permutation(u), cap=max_context - 1)
+    inp = workload.input.quantiles(rng.permutation(u), cap=max_context - 1)
+    inp = np.minimum(inp, max_context - out)
+    return inp, out

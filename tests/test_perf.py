@@ -1,0 +1,132 @@
+"""Roofline performance model: formulas by hand, monotonicity, memory feasibility."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from planner import catalog
+from planner.hardware import GPU
+from planner.model import ModelSpec
+from planner.perf import InstancePerf, plan_memory
+from planner.perf.comm import allreduce_time_s, p2p_time_s
+from planner.perf.roofline import gemm
+from planner.units import GIB
+
+
+def test_allreduce_ring_formula(l20: GPU) -> None:
+    # 2(t−1)/t · M / busbw + 2(t−1)·latency, busbw 12 GB/s for 4 GPUs, 15 µs latency
+    t = allreduce_time_s(1e6, 4, l20.intra_node)
+    assert float(t) == pytest.approx(1.5e6 / 12e9 + 6 * 15e-6)
+    assert float(allreduce_time_s(1e6, 1, l20.intra_node)) == 0.0
+
+
+def test_p2p_formula(l20: GPU) -> None:
+    assert float(p2p_time_s(12e6, l20.intra_node)) == pytest.approx(1e-3 + 15e-6)
+
+
+def test_gemv_is_memory_bound_by_hand(l20: GPU) -> None:
+    # one token through an 8192×8192 bf16 matrix: bytes = 8192²·2 + 1·(8192+8192)·2
+    t = gemm(l20, "bf16", np.array(1.0), 8192, 8192, 2, 2)
+    bytes_ = 8192 * 8192 * 2 + 16384 * 2
+    assert float(t.memory_s) == pytest.approx(bytes_ / (864e9 * 0.8))
+    assert float(t.compute_s) == 0.0
+    assert float(t.launch_s) == pytest.approx(4e-6)
+
+
+def test_big_gemm_is_compute_bound_at_curve_efficiency(l20: GPU) -> None:
+    t = gemm(l20, "bf16", np.array(4096.0), 4096, 4096, 2, 2)
+    assert float(t.compute_s) == pytest.approx(2 * 4096**3 / (119.5e12 * 0.95))
+    assert float(t.memory_s) == 0.0
+
+
+def test_efficiency_curve_interpolates_log_linearly(l20: GPU) -> None:
+    # halfway (in log) between 1024 (0.74) and 4096 (0.95) is 2048
+    assert float(l20.gemm_efficiency(2048)) == pytest.approx((0.74 + 0.95) / 2)
+    assert float(l20.gemm_efficiency(1e6)) == 0.95
+    assert float(l20.gemm_efficiency(1)) == 0.20
+
+
+@pytest.fixture
+def perf(l20: GPU, codellama: ModelSpec) -> InstancePerf:
+    return InstancePerf(codellama, l20, l20.intra_node, tp=4)
+
+
+def test_decode_grows_with_batch_and_context(perf: InstancePerf) -> None:
+    batches = np.array([1, 8, 32, 128, 256])
+    t = perf.decode_step(batches, 1024).total_s
+    assert np.all(np.diff(t) > 0)
+    ctx = np.array([128, 512, 2048, 8192])
+    t2 = perf.decode_step(32, ctx).total_s
+    assert np.all(np.diff(t2) > 0)
+
+
+def test_prefill_grows_with_prompt(perf: InstancePerf) -> None:
+    lengths = np.array([16, 128, 512, 2048, 8192])
+    t = perf.prefill(lengths).total_s
+    assert np.all(np.diff(t) > 0)
+    # long prompts are superlinear (attention is quadratic)
+    assert t[-1] / t[-2] > 8192 / 2048 * 0.99
+
+
+def test_decode_batch1_dominated_by_weight_reads(perf: InstancePerf, codellama: ModelSpec) -> None:
+    t = perf.decode_step(1, 16)
+    weights_per_gpu = codellama.weight_bytes / 4
+    floor = weights_per_gpu / (864e9 * 0.8)
+    assert float(t.total_s) > floor
+    assert float(t.memory_s) == pytest.approx(floor, rel=0.05)
+    assert t.bound() == "memory"
+
+
+def test_decode_flops_match_model_flops(perf: InstancePerf, codellama: ModelSpec) -> None:
+    # compute part of a large-batch hybrid step ≈ flops_per_token / tp / (peak·eff)
+    t = perf.prefill(4096)
+    flops = 4096 * 2 * codellama.active_param_count / 4
+    assert float(t.compute_s) > flops / 119.5e12
+
+
+def test_pipeline_parallel_splits_layers(l20: GPU) -> None:
+    m = catalog.load_model("llama-2-70b")
+    pp2 = InstancePerf(m, l20, l20.intra_node, tp=4, pp=2)
+    assert pp2.layers_per_stage == 40
+    # decode batch is split into pp micro-batches: batch 2 on pp=2 runs micro-batches of 1
+    one = InstancePerf(m, l20, l20.intra_node, tp=4, pp=1)
+    assert float(pp2.decode_step(2, 100).total_s) < float(one.decode_step(2, 100).total_s) + 0.01
+
+
+def test_memory_plan_by_hand(l20: GPU, codellama: ModelSpec) -> None:
+    mem = plan_memory(codellama, l20, 4, 1)
+    weights = (48 * codellama.layer_params + 32000 * 8192) * 2 / 4
+    assert mem.weights_bytes == pytest.approx(weights)
+    assert mem.kv_bytes_per_token_per_gpu == 48 * 2 * 2 * 128 * 2
+    kv = 48 * GIB * 0.9 - weights - mem.activation_bytes - 1.5 * GIB
+    assert mem.kv_capacity_tokens == math.floor(kv / mem.kv_bytes_per_token_per_gpu)
+    assert mem.fits and mem.reason is None
+
+
+def test_weights_that_do_not_fit_are_rejected_with_reason(l20: GPU) -> None:
+    mem = plan_memory(catalog.load_model("qwen2-72b"), l20, 1, 1)
+    assert not mem.fits
+    assert mem.reason is not None and "GiB" in mem.reason
+
+
+def test_tp_not_dividing_heads_is_rejected(l20: GPU, codellama: ModelSpec) -> None:
+    mem = plan_memory(codellama, l20, 3, 1)
+    assert not mem.fits
+    assert "does not divide num_heads" in (mem.reason or "")
+
+
+def test_kv_too_small_for_context_is_rejected(l20: GPU) -> None:
+    m = catalog.load_model("llama-30b")
+    mem = plan_memory(m, l20, 2, 1, min_kv_tokens=10**6)
+    assert not mem.fits and "KV room" in (mem.reason or "")
+
+
+def test_moe_decode_touches_fewer_expert_weights_at_batch_one(l20: GPU) -> None:
+    m = catalog.load_model("mixtral-8x7b")
+    p = InstancePerf(m, l20, l20.intra_node, tp=4)
+    t1 = float(p.decode_step(1, 100).memory_s)
+    t64 = float(p.decode_step(64, 100).memory_s)
+    assert t64 > 2 * t1  # batch 64 touches all 8 experts, batch 1 only 2
