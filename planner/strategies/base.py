@@ -1,0 +1,375 @@
+"""One interface for every strategy (DESIGN.md §1, §3).
+
+A strategy model maps (deployment, scenario, request rate) to per-request latency distributions
+over a fixed stratified sample of request lengths: TTFT and TPOT CDFs, from which attainment,
+percentiles and goodput follow. Goodput is the highest rate whose attainment meets the SLO target,
+found by bracketing (doubling) and scipy's brentq.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+from scipy import optimize
+
+from planner.hardware import Cluster
+from planner.model import ModelSpec
+from planner.perf import InstancePerf, MemoryPlan, plan_memory
+from planner.workload import SLO, Workload, request_sample
+
+StrategyName = Literal["vllm", "sarathi", "distserve", "mooncake", "ecoserve"]
+STRATEGIES: tuple[StrategyName, ...] = ("vllm", "sarathi", "distserve", "mooncake", "ecoserve")
+FAMILY: dict[str, str] = {
+    "vllm": "NoDG",
+    "sarathi": "NoDG",
+    "distserve": "FuDG",
+    "mooncake": "FuDG",
+    "ecoserve": "PaDG",
+}
+PERCENTILES = (50, 90, 99)
+MAX_DECODE_GRID = 4096
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How the cluster's GPUs serve the model under one strategy.
+
+    NoDG/PaDG: `instances` instances of tp×pp GPUs. FuDG: `instances` prefill instances of tp×pp
+    and `decode_instances` decode instances of decode_tp×decode_pp. Sarathi: token budget
+    `chunk_tokens`. EcoServe: macro instances of `macro_size` instances, each admitting prefills
+    for a window of at most `window_s` seconds of prefill work (default: the TTFT SLO).
+    """
+
+    strategy: StrategyName
+    tp: int = 1
+    pp: int = 1
+    instances: int = 1
+    decode_instances: int = 0
+    decode_tp: int | None = None
+    decode_pp: int | None = None
+    chunk_tokens: int = 512
+    macro_size: int = 1
+    window_s: float | None = None
+
+    @property
+    def family(self) -> str:
+        return FAMILY[self.strategy]
+
+    @property
+    def dtp(self) -> int:
+        return self.decode_tp or self.tp
+
+    @property
+    def dpp(self) -> int:
+        return self.decode_pp or self.pp
+
+    @property
+    def gpus(self) -> int:
+        g = self.instances * self.tp * self.pp
+        if self.family == "FuDG":
+            g += self.decode_instances * self.dtp * self.dpp
+        return g
+
+    def label(self) -> str:
+        par = f"TP{self.tp}" + (f"·PP{self.pp}" if self.pp > 1 else "")
+        if self.family == "FuDG":
+            dpar = f"TP{self.dtp}" + (f"·PP{self.dpp}" if self.dpp > 1 else "")
+            return f"{self.instances}P({par}) : {self.decode_instances}D({dpar})"
+        if self.strategy == "sarathi":
+            return f"{self.instances}× {par}, chunk {self.chunk_tokens}"
+        if self.strategy == "ecoserve":
+            macros = self.instances // max(self.macro_size, 1)
+            win = f", window {self.window_s:g} s" if self.window_s is not None else ""
+            return f"{macros} macro × {self.macro_size} inst ({par}){win}"
+        return f"{self.instances}× {par}"
+
+
+@dataclass
+class InstanceModel:
+    """Rate-independent facts about one instance type under a scenario, computed once."""
+
+    perf: InstancePerf
+    memory: MemoryPlan
+    inp: np.ndarray  # sampled input lengths (tokens)
+    out: np.ndarray  # sampled output lengths (tokens)
+    prefill_s: np.ndarray  # prefill latency of each sampled prompt (batch of one)
+    service_s: np.ndarray  # queue service time: latency / pp (pipelined prefills)
+    decode_context: float  # time-averaged context of a decoding request
+    kv_batch_limit: float  # decode batch that fills the KV cache at that context
+    step_s: np.ndarray  # decode step time at batch 0..len−1 (entry 0 = entry 1)
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Decode iterations per request after its first token: output − 1."""
+        return np.maximum(self.out - 1.0, 0.0)
+
+    @property
+    def mean_steps(self) -> float:
+        return float(self.steps.mean())
+
+    @property
+    def service_mean_s(self) -> float:
+        return float(self.service_s.mean())
+
+    @property
+    def service_m2_s2(self) -> float:
+        return float((self.service_s**2).mean())
+
+    def step_at(self, batch: float) -> float:
+        """Decode step time at a (fractional) batch, interpolated on the grid."""
+        grid = np.arange(self.step_s.size)
+        return float(np.interp(max(batch, 1.0), grid, self.step_s))
+
+
+@dataclass
+class Scenario:
+    """Cluster, model, workload and SLO: everything a prediction needs besides the deployment."""
+
+    cluster: Cluster
+    model: ModelSpec
+    workload: Workload
+    slo: SLO
+    samples: int = 1024
+    _instances: dict[tuple[int, int], InstanceModel] = field(default_factory=dict, repr=False)
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        return request_sample(self.workload, self.model.max_context, n=self.samples)
+
+    def instance(self, tp: int, pp: int) -> InstanceModel:
+        """The InstanceModel for tp×pp (cached)."""
+        key = (tp, pp)
+        if key not in self._instances:
+            self._instances[key] = self._build_instance(tp, pp)
+        return self._instances[key]
+
+    def _build_instance(self, tp: int, pp: int) -> InstanceModel:
+        inp, out = self.sample()
+        need = int(min(float((inp + out).max()), self.model.max_context))
+        mem = plan_memory(self.model, self.cluster.gpu, tp, pp, min_kv_tokens=need)
+        perf = InstancePerf(self.model, self.cluster.gpu, self.cluster.link, tp, pp)
+        prefill = perf.prefill(inp).total_s
+        # time-average context over decoding requests: weight each request by its decode length
+        w = np.maximum(out - 1.0, 1e-9)
+        ctx = float(np.sum(w * (inp + out / 2.0)) / np.sum(w))
+        kv_limit = mem.kv_capacity_tokens / max(ctx, 1.0)
+        top = int(min(max(kv_limit, 1.0), MAX_DECODE_GRID)) + 1
+        steps = perf.decode_step(np.arange(top + 1), ctx).total_s.astype(float)
+        steps[0] = steps[1]
+        return InstanceModel(
+            perf=perf,
+            memory=mem,
+            inp=inp,
+            out=out,
+            prefill_s=prefill,
+            service_s=prefill / pp,
+            decode_context=ctx,
+            kv_batch_limit=kv_limit,
+            step_s=steps,
+        )
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """A strategy model's answer at one rate: per-request CDFs plus the state behind them."""
+
+    ttft_cdf: Callable[[float], np.ndarray]
+    tpot_cdf: Callable[[float], np.ndarray]
+    decode_batch: float
+    utilisation: dict[str, float]
+    network_bytes_s: float
+    ttft_driver: str  # what sets TTFT (e.g. "prefill queue, util 0.62")
+    tpot_driver: str  # what sets TPOT
+
+
+@dataclass(frozen=True)
+class Unstable:
+    """No steady state at this rate: some resource is overloaded."""
+
+    constraint: str  # "prefill capacity", "decode capacity", "KV memory", "network", ...
+    detail: str
+    utilisation: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted service quality of a deployment at one request rate."""
+
+    rate: float
+    stable: bool
+    attainment: float
+    ttft_attainment: float
+    tpot_attainment: float
+    ttft_s: dict[int, float]
+    tpot_s: dict[int, float]
+    decode_batch: float
+    utilisation: dict[str, float]
+    network_bytes_s: float
+    binding: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Goodput:
+    """Highest rate meeting the SLO target, per deployment."""
+
+    deployment: Deployment
+    rate: float
+    per_gpu: float
+    prediction: Prediction | None
+    binding: str
+    detail: str
+
+    @property
+    def feasible(self) -> bool:
+        return self.rate > 0.0
+
+
+Model = Callable[[Deployment, Scenario, float], "Latencies | Unstable"]
+
+
+def _registry() -> dict[str, Model]:
+    from planner.strategies import fudg, nodg, padg
+
+    return {
+        "vllm": nodg.vllm,
+        "sarathi": nodg.sarathi,
+        "distserve": fudg.distserve,
+        "mooncake": fudg.mooncake,
+        "ecoserve": padg.ecoserve,
+    }
+
+
+def deployment_problem(dep: Deployment, scen: Scenario) -> str | None:
+    """Why a deployment cannot run on the scenario's cluster, or None."""
+    c = scen.cluster
+    if dep.gpus > c.total_gpus:
+        return f"needs {dep.gpus} GPUs, the cluster has {c.total_gpus}"
+    pools = [(dep.tp, dep.pp, dep.instances)]
+    if dep.family == "FuDG":
+        if dep.instances < 1 or dep.decode_instances < 1:
+            return "FuDG needs at least one prefill and one decode instance"
+        pools.append((dep.dtp, dep.dpp, dep.decode_instances))
+    for tp, pp, n in pools:
+        if n < 1:
+            return "needs at least one instance"
+        if tp * pp > c.gpus_per_node and tp > c.gpus_per_node:
+            return f"tp={tp} spans nodes (a node has {c.gpus_per_node} GPUs)"
+        mem = scen.instance(tp, pp).memory
+        if not mem.fits:
+            return mem.reason
+    if dep.strategy == "ecoserve" and (dep.macro_size < 1 or dep.instances % dep.macro_size):
+        return f"{dep.instances} instances do not split into macro instances of {dep.macro_size}"
+    if dep.strategy == "sarathi" and dep.chunk_tokens < 16:
+        return "chunk_tokens must be >= 16"
+    return None
+
+
+def _mixture_quantile(cdf: Callable[[float], np.ndarray], q: float, hi: float) -> float:
+    """Smallest t with mean(cdf(t)) ≥ q, by bisection on [0, hi] (inf if never reached)."""
+    if float(np.mean(cdf(hi))) < q:
+        return math.inf
+    lo = 0.0
+    for _ in range(48):
+        mid = (lo + hi) / 2.0
+        if float(np.mean(cdf(mid))) >= q:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = True) -> Prediction:
+    """Latency distributions, SLO attainment and state of `dep` at `rate` requests/s."""
+    problem = deployment_problem(dep, scen)
+    if problem is not None:
+        return _failed(rate, "infeasible", problem, {})
+    res = _registry()[dep.strategy](dep, scen, rate)
+    if isinstance(res, Unstable):
+        return _failed(rate, res.constraint, res.detail, res.utilisation)
+    slo = scen.slo
+    f_ttft = res.ttft_cdf(slo.ttft_s)
+    f_tpot = res.tpot_cdf(slo.tpot_s)
+    a_ttft, a_tpot = float(f_ttft.mean()), float(f_tpot.mean())
+    attain = float((f_ttft * f_tpot).mean()) if slo.joint else min(a_ttft, a_tpot)
+    if a_ttft <= a_tpot:
+        binding, detail = "TTFT", res.ttft_driver
+    else:
+        binding, detail = "TPOT", res.tpot_driver
+    ttft_p: dict[int, float] = {}
+    tpot_p: dict[int, float] = {}
+    if percentiles:
+        for q in PERCENTILES:
+            ttft_p[q] = _mixture_quantile(res.ttft_cdf, q / 100, 1e4)
+            tpot_p[q] = _mixture_quantile(res.tpot_cdf, q / 100, 1e3)
+    return Prediction(
+        rate=rate,
+        stable=True,
+        attainment=attain,
+        ttft_attainment=a_ttft,
+        tpot_attainment=a_tpot,
+        ttft_s=ttft_p,
+        tpot_s=tpot_p,
+        decode_batch=res.decode_batch,
+        utilisation=res.utilisation,
+        network_bytes_s=res.network_bytes_s,
+        binding=binding,
+        detail=detail,
+    )
+
+
+def _failed(rate: float, binding: str, detail: str, util: dict[str, float]) -> Prediction:
+    return Prediction(
+        rate=rate,
+        stable=False,
+        attainment=0.0,
+        ttft_attainment=0.0,
+        tpot_attainment=0.0,
+        ttft_s={q: math.inf for q in PERCENTILES},
+        tpot_s={q: math.inf for q in PERCENTILES},
+        decode_batch=0.0,
+        utilisation=util,
+        network_bytes_s=0.0,
+        binding=binding,
+        detail=detail,
+    )
+
+
+def goodput(dep: Deployment, scen: Scenario, *, rel_tol: float = 2e-3) -> Goodput:
+    """Highest rate with attainment ≥ target (DESIGN.md §3): double from a low rate until the
+    target is missed, then brentq on attainment − target inside the last bracket."""
+    target = scen.slo.target
+    problem = deployment_problem(dep, scen)
+    if problem is not None:
+        return Goodput(dep, 0.0, 0.0, None, "infeasible", problem)
+
+    def attain(r: float) -> float:
+        return predict(dep, scen, r, percentiles=False).attainment
+
+    lo = 1e-3 * dep.gpus
+    first = predict(dep, scen, lo, percentiles=False)
+    if first.attainment < target:
+        why = f"{first.detail} (attainment {first.attainment:.0%} even at {lo:.3g} req/s)"
+        return Goodput(dep, 0.0, 0.0, first, first.binding, why)
+    hi = lo * 2.0
+    while attain(hi) >= target:
+        lo, hi = hi, hi * 2.0
+        if hi > 1e7:
+            break
+    rate = optimize.brentq(lambda r: attain(r) - target + 1e-12, lo, hi, rtol=rel_tol)
+    # brentq may land just past the crossing; step back to a rate that meets the target
+    while attain(rate) < target and rate > lo:
+        rate = max(lo, rate * (1 - rel_tol))
+    at = predict(dep, scen, rate)
+    beyond = predict(dep, scen, rate * (1 + 5 * rel_tol), percentiles=False)
+    binding, detail = (
+        (beyond.binding, beyond.detail) if not beyond.stable else (at.binding, at.detail)
+    )
+    return Goodput(dep, rate, rate / dep.gpus, at, binding, detail)
+
+
+def with_rate(p: Prediction, rate: float) -> Prediction:
+    return replace(p, rate=rate)

@@ -1,0 +1,166 @@
+"""FuDG: separate prefill and decode instances that ship the KV cache (DESIGN.md §1, §3).
+
+Prefill pool: n_p instances, each an M/G/1 (G/G/1) prefill queue at λ/n_p (DistServe's model,
+PP as a pipelined server of stage time latency/pp). After prefill the request's KV,
+input·kv_bytes_per_token, crosses a link modelled as a queue whose service time is
+KV bytes / effective bandwidth:
+  distserve — P and D instances share a node; KV goes over the intra-node path (PCIe/NVLink),
+    whose bandwidth is shared with the TP all-reduces of the instances on it.
+  mooncake — KV goes over the NICs; the busiest node NIC direction sets the queue.
+TTFT = W_prefill + p_i + W_link + KV_i/bw + latency + t_d/2 (joining the next decode step).
+Decode pool: n_d instances at λ/n_d, decode batch from Little's law, TPOT = t_d(B) (no
+interference). The P:D ratio is integral, so one pool usually has slack: load imbalance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from planner.queueing import ExpTailWait, mg1_wait, solve_decode_batch
+from planner.strategies.base import Deployment, Latencies, Scenario, Unstable
+
+
+def _placement(dep: Deployment, gpus_per_node: int, nodes: int) -> list[tuple[int, int]]:
+    """(prefill, decode) instances per node: prefill instances packed first, then decode
+    instances, filling each node's GPUs in order (instances never straddle nodes)."""
+    p_size, d_size = dep.tp * dep.pp, dep.dtp * dep.dpp
+    layout: list[tuple[int, int]] = []
+    p_left, d_left = dep.instances, dep.decode_instances
+    for _ in range(nodes):
+        free, p, d = gpus_per_node, 0, 0
+        while p_left and free >= p_size:
+            p, p_left, free = p + 1, p_left - 1, free - p_size
+        while d_left and free >= d_size:
+            d, d_left, free = d + 1, d_left - 1, free - d_size
+        layout.append((p, d))
+    return layout
+
+
+def _interleaved(dep: Deployment, gpus_per_node: int, nodes: int) -> list[tuple[int, int]] | None:
+    """DistServe placement: every node hosts the same number of P and D instances, so each
+    prefill instance has decode instances in its own node. None when the pools do not split
+    evenly over the nodes used or one node cannot hold its share."""
+    p_size, d_size = dep.tp * dep.pp, dep.dtp * dep.dpp
+    for used in range(1, nodes + 1):
+        if dep.instances % used or dep.decode_instances % used:
+            continue
+        p, d = dep.instances // used, dep.decode_instances // used
+        if p * p_size + d * d_size <= gpus_per_node and p >= 1 and d >= 1:
+            return [(p, d)] * used
+    return None
+
+
+def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Latencies | Unstable:
+    pim = scen.instance(dep.tp, dep.pp)
+    dim = scen.instance(dep.dtp, dep.dpp)
+    ca2 = scen.workload.arrivals.ca2
+    c = scen.cluster
+    rate_p = rate / dep.instances
+    rho_p = rate_p * pim.service_mean_s
+    if rho_p >= 1.0:
+        return Unstable(
+            "prefill capacity", f"prefill utilisation {rho_p:.2f} ≥ 1", {"prefill": rho_p}
+        )
+
+    kv_bytes = pim.inp * scen.model.kv_bytes_per_token
+    kv_mean, kv_m2 = float(kv_bytes.mean()), float((kv_bytes**2).mean())
+    if network:
+        layout = _placement(dep, c.gpus_per_node, c.nodes)
+        bw = c.network.node_bandwidth_bytes_s
+        latency = c.network.latency_s
+        # a KV lands on a decode instance chosen uniformly; those in the sender's node stay local
+        out_rates = [p * rate_p * (1.0 - d / dep.decode_instances) for p, d in layout]
+        in_rates = [d * rate / dep.decode_instances * (1.0 - p / dep.instances) for p, d in layout]
+        link_rate = max(max(out_rates), max(in_rates))
+        link_name = f"{c.network.bandwidth_gbit:g} Gb/s NIC"
+    else:
+        inter = _interleaved(dep, c.gpus_per_node, c.nodes)
+        if inter is None:
+            return Unstable(
+                "placement",
+                "DistServe needs every node to hold both prefill and decode instances",
+            )
+        p_node, d_node = inter[0]
+        # the intra-node path also carries the TP all-reduces of the node's prefill instances
+        pre = pim.perf.prefill(float(pim.inp.mean()))
+        comm_share = float(pre.comm_s / pre.total_s) * rho_p * p_node
+        free_share = max(1.0 - comm_share, 0.05)
+        bw = c.link.p2p_bandwidth_bytes_s * free_share
+        latency = c.link.latency_s
+        link_rate = p_node * rate_p
+        link_name = f"intra-node {c.link.kind} ({free_share:.0%} free of TP traffic)"
+    xfer = kv_bytes / bw
+    rho_net = link_rate * kv_mean / bw
+    if rho_net >= 1.0:
+        return Unstable(
+            "network",
+            f"KV transfer over {link_name} at {rho_net:.2f} utilisation "
+            f"({kv_mean / 1e9:.2f} GB per request)",
+            {"prefill": rho_p, "network": rho_net},
+        )
+    net_wait = mg1_wait(link_rate, kv_mean / bw, kv_m2 / bw**2, ca2)
+    # prefill instances hold each KV until it has left: the backlog must fit their KV cache
+    held_tokens = rate_p * (net_wait.mean_s + float(xfer.mean())) * float(pim.inp.mean())
+    if held_tokens > pim.memory.kv_capacity_tokens:
+        return Unstable(
+            "KV memory",
+            f"prefill instances must hold {held_tokens:,.0f} KV tokens awaiting transfer",
+            {"prefill": rho_p, "network": rho_net},
+        )
+
+    rate_d = rate / dep.decode_instances
+    batch = solve_decode_batch(rate_d, dim.mean_steps, dim.step_s)
+    if batch is None or batch > dim.kv_batch_limit:
+        b = dim.kv_batch_limit if batch is None else batch
+        return Unstable(
+            "KV memory" if batch is not None else "decode capacity",
+            f"decode batch {b:.0f} per instance exceeds what KV memory and step time allow",
+            {"prefill": rho_p, "network": rho_net},
+        )
+    t_d = dim.step_at(batch)
+    wait: ExpTailWait = mg1_wait(rate_p, pim.service_mean_s, pim.service_m2_s2, ca2).plus(net_wait)
+    fixed = pim.prefill_s + xfer + latency + t_d / 2.0
+    n = dim.steps
+
+    def ttft_cdf(t: float) -> np.ndarray:
+        return wait.cdf(t - fixed)
+
+    def tpot_cdf(t: float) -> np.ndarray:
+        return np.where((n <= 0) | (t >= t_d), 1.0, 0.0)
+
+    net_bytes = rate * kv_mean if network else 0.0
+    bottleneck = "network" if rho_net > rho_p else "prefill queue"
+    return Latencies(
+        ttft_cdf=ttft_cdf,
+        tpot_cdf=tpot_cdf,
+        decode_batch=batch,
+        utilisation={
+            "prefill": rho_p,
+            "network": rho_net,
+            "decode": batch / dim.kv_batch_limit,
+            "kv": batch / dim.kv_batch_limit,
+        },
+        network_bytes_s=net_bytes,
+        ttft_driver=(
+            f"{bottleneck}: prefill utilisation {rho_p:.2f}, KV link {link_name} utilisation "
+            f"{rho_net:.2f}, transfer {float(xfer.mean()) * 1e3:.0f} ms mean"
+        ),
+        tpot_driver=f"decode step {t_d * 1e3:.0f} ms at batch {batch:.0f}",
+    )
+
+
+def distserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
+    """FuDG with P and D instances in the same node (KV over PCIe/NVLink)."""
+    return _fudg(dep, scen, rate, network=False)
+
+
+def mooncake(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
+    """FuDG with KV over the inter-node network (NIC)."""
+    return _fudg(dep, scen, rate, network=True)
+
+
+def nic_request_rate_limit(kv_bytes_per_request: float, nic_bytes_s: float) -> float:
+    """Requests/s one NIC direction can carry: bandwidth / KV bytes per request."""
+    return nic_bytes_s / kv_bytes_per_request if kv_bytes_per_request > 0 else math.inf

@@ -1,0 +1,159 @@
+"""NoDG: prefill and decode colocated in each instance (DESIGN.md §1, §3).
+
+vllm — separate batching, prefill priority. Per instance (rate λ/n), prefills form an M/G/1
+  (G/G/1) queue with utilisation ρ_p = λ_i·E[s]. A request's first decode waits until the prefill
+  queue empties, so TTFT = (W_q + p_i)/(1 − ρ_p) + r, with W_q exponential-tailed (Allen–Cunneen
+  mean) and r the residual of the decode step in progress (t_d/2). Decodes run only when no
+  prefill waits: TPOT_i = t_d(B) + X_i/n_i, where X_i is the prefill work arriving during the
+  request's n_i decode steps (compound renewal sum, Gamma moment match). Decode batch B from
+  Little's law with TPOT = t_d(B)/(1 − ρ_p).
+
+sarathi — chunked prefill under a per-iteration token budget C, decode priority (stall-free).
+  Each iteration carries all B decodes plus up to C − B prefill tokens; its time t_C comes from
+  the roofline hybrid step, including the chunk's re-read of the prompt prefix KV. Prefill tokens
+  are served at μ = (C − B)/t_C tokens/s: TTFT = W_q + I_i/μ + t_C, an M/G/1 in tokens. The mean
+  iteration time is the harmonic mix of t_C (share ρ_p of the time) and t_d; a request's TPOT
+  rises by (t_C − t_d)/n_i for each hybrid iteration it shares, counted from the compound prefill
+  work arriving during its life.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.queueing import compound_cdf, compound_moments, mg1_wait, solve_decode_batch
+from planner.strategies.base import Deployment, InstanceModel, Latencies, Scenario, Unstable
+
+
+def _kv_check(im: InstanceModel, batch: float) -> Unstable | None:
+    if batch > im.kv_batch_limit:
+        return Unstable(
+            "KV memory",
+            f"decode batch {batch:.0f} needs more KV than the {im.memory.kv_capacity_tokens:,} "
+            f"tokens per instance (limit {im.kv_batch_limit:.0f} requests)",
+            {"kv": batch / im.kv_batch_limit},
+        )
+    return None
+
+
+def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | Unstable:
+    """vLLM-style separate batching on one instance receiving `rate_i` requests/s."""
+    rho = rate_i * im.service_mean_s
+    if rho >= 1.0:
+        return Unstable("prefill capacity", f"prefill utilisation {rho:.2f} ≥ 1", {"prefill": rho})
+    slowdown = 1.0 / (1.0 - rho)
+    batch = solve_decode_batch(rate_i, im.mean_steps, im.step_s, slowdown)
+    if batch is None:
+        return Unstable(
+            "decode capacity",
+            "decode cannot keep up at any batch the KV cache holds",
+            {"prefill": rho},
+        )
+    if (bad := _kv_check(im, batch)) is not None:
+        return bad
+    t_d = im.step_at(batch)
+    wait = mg1_wait(rate_i, im.service_mean_s, im.service_m2_s2, ca2)
+    residual = t_d / 2.0
+    fixed = im.prefill_s
+    n = im.steps
+    life = n * t_d * slowdown
+    x_mean, x_var = compound_moments(rate_i, life, im.service_mean_s, im.service_m2_s2, ca2)
+
+    def ttft_cdf(t: float) -> np.ndarray:
+        return wait.cdf((t - residual) * (1.0 - rho) - fixed)
+
+    def tpot_cdf(t: float) -> np.ndarray:
+        ok = compound_cdf((t - t_d) * n, x_mean, x_var)
+        return np.where(n > 0, ok, 1.0)
+
+    return Latencies(
+        ttft_cdf=ttft_cdf,
+        tpot_cdf=tpot_cdf,
+        decode_batch=batch,
+        utilisation={"prefill": rho, "decode": 1.0 - rho, "kv": batch / im.kv_batch_limit},
+        network_bytes_s=0.0,
+        ttft_driver=f"prefill queue (utilisation {rho:.2f}, prefill {np.mean(fixed) * 1e3:.0f} ms mean)",
+        tpot_driver=(
+            f"decode step {t_d * 1e3:.0f} ms at batch {batch:.0f}, stretched by prefill "
+            f"interruptions (prefill utilisation {rho:.2f})"
+        ),
+    )
+
+
+def vllm(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
+    """NoDG with vLLM's separate batching; arrivals split evenly over the instances."""
+    im = scen.instance(dep.tp, dep.pp)
+    return vllm_instance(im, rate / dep.instances, scen.workload.arrivals.ca2)
+
+
+def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
+    """NoDG with Sarathi-style chunked prefill under a token budget of `chunk_tokens`."""
+    im = scen.instance(dep.tp, dep.pp)
+    ca2 = scen.workload.arrivals.ca2
+    rate_i = rate / dep.instances
+    budget = float(dep.chunk_tokens)
+    b = np.arange(im.step_s.size, dtype=float)
+    chunk = np.maximum(budget - b, 0.0)
+    mean_in = float(im.inp.mean())
+    # mean prompt prefix already in the KV cache when a chunk runs: token-weighted I/2, less c/2
+    prefix = np.maximum(float((im.inp**2).mean()) / (2.0 * mean_in) - chunk / 2.0, 0.0)
+    t_c = im.perf.hybrid_step(b, im.decode_context, chunk, prefix).total_s
+    t_d = im.step_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.where(chunk > 0, chunk / t_c, 0.0)  # prefill tokens per second while active
+        rho = np.where(mu > 0, rate_i * mean_in / mu, np.inf)
+        tpot_mean = np.where(
+            rho < 1, 1.0 / (np.minimum(rho, 1) / t_c + (1 - np.minimum(rho, 1)) / t_d), np.inf
+        )
+    demand = rate_i * im.mean_steps * tpot_mean
+    ok = np.nonzero((demand <= b) & (rho < 1))[0]
+    ok = ok[ok >= 1]
+    if ok.size == 0:
+        r0 = float(rho[1])
+        if r0 >= 1.0:
+            return Unstable(
+                "prefill capacity", f"chunked prefill utilisation {r0:.2f} ≥ 1", {"prefill": r0}
+            )
+        return Unstable(
+            "decode capacity",
+            f"decodes fill the {dep.chunk_tokens}-token budget before keeping up",
+            {"prefill": r0},
+        )
+    i = int(ok[0])
+    batch = float(max(demand[i], 1.0)) if i == 1 else float(i)
+    if (bad := _kv_check(im, batch)) is not None:
+        return bad
+    t_ci, t_di, mu_i, rho_i = float(t_c[i]), float(t_d[i]), float(mu[i]), float(rho[i])
+    service = im.inp / mu_i
+    wait = mg1_wait(rate_i, float(service.mean()), float((service**2).mean()), ca2)
+    n = im.steps
+    life = n * float(tpot_mean[i])
+    x_mean, x_var = compound_moments(
+        rate_i, life, float(service.mean()), float((service**2).mean()), ca2
+    )
+    gain = t_ci / max(t_ci - t_di, 1e-12)  # prefill-active seconds per second of TPOT excess·n
+
+    def ttft_cdf(t: float) -> np.ndarray:
+        return wait.cdf(t - service - t_ci)
+
+    def tpot_cdf(t: float) -> np.ndarray:
+        if t >= t_ci:
+            return np.ones_like(n)
+        ok_ = compound_cdf((t - t_di) * n * gain, x_mean, x_var)
+        return np.where(n > 0, ok_, 1.0)
+
+    return Latencies(
+        ttft_cdf=ttft_cdf,
+        tpot_cdf=tpot_cdf,
+        decode_batch=batch,
+        utilisation={"prefill": rho_i, "decode": 1.0, "kv": batch / im.kv_batch_limit},
+        network_bytes_s=0.0,
+        ttft_driver=(
+            f"chunked prefill at {mu_i:,.0f} tokens/s (utilisation {rho_i:.2f}, "
+            f"hybrid iteration {t_ci * 1e3:.0f} ms)"
+        ),
+        tpot_driver=(
+            f"hybrid iterations of {t_ci * 1e3:.0f} ms (decode-only {t_di * 1e3:.0f} ms) at batch "
+            f"{batch:.0f}"
+        ),
+    )

@@ -1,0 +1,134 @@
+"""PaDG: EcoServe's temporal disaggregation with rolling activation (DESIGN.md §1, fluid model).
+
+A macro instance of N instances receives λ_m = λ / (macro instances). One instance at a time is
+"active": it admits new requests until the prefill work admitted since its switch reaches the
+window budget P (admission check 1, TTFT), then the next instance in turn becomes active. Each
+instance therefore sees its own prefills in windows of P seconds of work, one per rotation of
+period T = N·P/min(ρ_w, 1), with ρ_w = λ_m·E[s] the load on the active instance. Per instance the
+prefill share is f_p = λ_m·E[s]/N and the mean TPOT is t_d(B)/(1 − f_p − 2δ/T) (δ: one
+iteration of switching overhead per phase change); the decode batch follows from Little's law.
+
+Admission check 2 (mean saved TPOT ≥ admitted prefill work) shrinks the window to the mean slack
+of the decoding requests, E[n²]/(2E[n])·(S_TPOT − TPOT); check 3 bounds the batch by KV memory.
+When even one prefill no longer fits the slack, requests pend: the macro instance is saturated.
+
+TTFT: admission caps it at the window P (plus the residual decode step when an instance
+switches); below that, a request waits in an M/G/1 at ρ_w that starts empty each window:
+TTFT_i = min((W_q + p_i)/(1 − ρ_w), P) + r when ρ_w < 1, and uniform on [P(1 − 1/ρ_w), P] + r
+when the active instance is overloaded during its window.
+TPOT: windows hit a request periodically, not as a Poisson stream: with x_i = n_i·t_d / (T − P)
+expected windows during its n_i decode steps, it meets ⌊x_i⌋ or ⌈x_i⌉ of them, each adding
+(P + 2δ)/n_i to its TPOT.
+With N = 1 the model is exactly NoDG (vLLM): the single instance is always active.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.queueing import mg1_wait, solve_decode_batch
+from planner.strategies.base import Deployment, Latencies, Scenario, Unstable
+from planner.strategies.nodg import _kv_check, vllm_instance
+
+
+def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
+    im = scen.instance(dep.tp, dep.pp)
+    ca2 = scen.workload.arrivals.ca2
+    n_inst = dep.macro_size
+    macros = dep.instances // n_inst
+    rate_m = rate / macros
+    if n_inst == 1:
+        return vllm_instance(im, rate_m, ca2)
+    slo = scen.slo
+    budget = min(dep.window_s if dep.window_s is not None else slo.ttft_s, slo.ttft_s)
+    s_mean = im.service_mean_s
+    rho_w = rate_m * s_mean
+    f_p = rho_w / n_inst
+    if f_p >= 1.0:
+        return Unstable(
+            "prefill capacity", f"prefill share per instance {f_p:.2f} ≥ 1", {"prefill": f_p}
+        )
+    delta = im.perf.gpu.iteration_overhead_s
+    n = im.steps
+    slack_factor = float((n**2).mean() / (2.0 * max(n.mean(), 1e-9)))
+
+    def windows(tpot_guess: float) -> tuple[float, float]:
+        """Window of prefill work (admission checks 1 and 2) and rotation period."""
+        slack = slack_factor * max(slo.tpot_s - tpot_guess, 0.0)
+        window = min(budget, max(slack, 0.0))
+        period = n_inst * window / min(rho_w, 1.0) if rho_w > 0 else np.inf
+        return window, period
+
+    # fixed point: TPOT depends on the window (switch overhead), the window on TPOT (slack)
+    tpot = im.step_at(1.0) / (1.0 - f_p)
+    batch: float | None = 0.0
+    window, period = windows(tpot)
+    for _ in range(30):
+        window, period = windows(tpot)
+        if window < s_mean:
+            return Unstable(
+                "TPOT slack",
+                f"decoding requests' saved TPOT ({window * 1e3:.0f} ms) no longer covers one "
+                f"prefill ({s_mean * 1e3:.0f} ms): new requests pend",
+                {"prefill": f_p},
+            )
+        share = f_p + (2.0 * delta / period if np.isfinite(period) else 0.0)
+        if share >= 1.0:
+            return Unstable("prefill capacity", f"prefill + switching share {share:.2f} ≥ 1")
+        batch = solve_decode_batch(rate_m / n_inst, im.mean_steps, im.step_s, 1.0 / (1.0 - share))
+        if batch is None:
+            return Unstable("decode capacity", "decode cannot keep up", {"prefill": f_p})
+        new = im.step_at(batch) / (1.0 - share)
+        if abs(new - tpot) < 1e-6:
+            tpot = new
+            break
+        tpot = new
+    assert batch is not None
+    if (bad := _kv_check(im, batch)) is not None:
+        return bad
+    t_d = im.step_at(batch)
+    residual = t_d / 2.0 + delta
+    wait = mg1_wait(rate_m, s_mean, im.service_m2_s2, ca2) if rho_w < 1.0 else None
+    fixed = im.prefill_s
+    decode_time = max(period - window, 1e-9)
+    hit = window + 2.0 * delta
+    x = n * t_d / decode_time
+    k_lo = np.floor(x)
+    frac = x - k_lo
+
+    def ttft_cdf(t: float) -> np.ndarray:
+        u = t - residual
+        if u >= window:
+            return np.where(fixed <= u, 1.0, 0.0)
+        if wait is not None:
+            inner = wait.cdf(u * (1.0 - rho_w) - fixed)
+        else:
+            lo = window * (1.0 - 1.0 / rho_w)
+            inner = np.full(fixed.shape, np.clip((u - lo) / max(window - lo, 1e-12), 0.0, 1.0))
+        return np.where(fixed <= u, inner, 0.0)
+
+    def tpot_cdf(t: float) -> np.ndarray:
+        k_max = np.floor((t - t_d) * n / hit)
+        p = np.where(k_max >= k_lo + 1, 1.0, np.where(k_max >= k_lo, 1.0 - frac, 0.0))
+        return np.where(n > 0, np.where(t >= t_d, p, 0.0), 1.0)
+
+    return Latencies(
+        ttft_cdf=ttft_cdf,
+        tpot_cdf=tpot_cdf,
+        decode_batch=batch,
+        utilisation={
+            "prefill": f_p,
+            "active_window": rho_w,
+            "decode": 1.0 - f_p,
+            "kv": batch / im.kv_batch_limit,
+        },
+        network_bytes_s=0.0,
+        ttft_driver=(
+            f"prefill window {window:.2f} s (active-instance load {rho_w:.2f}, "
+            f"rotation {period:.1f} s)"
+        ),
+        tpot_driver=(
+            f"decode step {t_d * 1e3:.0f} ms at batch {batch:.0f}; prefill windows of "
+            f"{window:.2f} s every {period:.1f} s (prefill share {f_p:.2f})"
+        ),
+    )
