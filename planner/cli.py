@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,8 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from planner import catalog
+from planner.config import PlanFile, load_plan
 from planner.errors import PlannerError
 from planner.estimate import Estimate, estimate_instance
+from planner.evaluate import Evaluation, default_deployments, evaluate
+from planner.strategies import Scenario
 from planner.units import GIB
 
 app = typer.Typer(
@@ -159,6 +163,79 @@ def profiles_show(name: Annotated[str, typer.Argument(help="a GPU or model profi
     for key, value in spec.items():
         t.add_row(key, str(value))
     console.print(t)
+
+
+def _scenario(config: Path | None) -> tuple[PlanFile, Scenario]:
+    plan = load_plan(config)
+    base = config.parent if config is not None else Path(".")
+    return plan, plan.scenario(base)
+
+
+def _fmt_rate(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _render_evaluation(scen: Scenario, ev: Evaluation) -> None:
+    s = scen
+    console.print(
+        f"[bold]{s.model.name}[/] on {s.cluster.total_gpus}× {s.cluster.gpu.name} "
+        f"({s.cluster.nodes} nodes, {s.cluster.network.bandwidth_gbit:g} Gb/s), workload "
+        f"{s.workload.name}, SLO TTFT {s.slo.ttft_s:g} s / TPOT {s.slo.tpot_s * 1e3:g} ms at "
+        f"P{s.slo.attainment:g} ({'joint' if s.slo.joint else 'per metric'})"
+    )
+    g = Table(title="goodput per strategy")
+    for col in ("strategy", "deployment", "GPUs", "goodput req/s", "per GPU", "binding", "why"):
+        g.add_column(col, overflow="fold")
+    for r in ev.results:
+        d = r.deployment
+        g.add_row(
+            f"{d.strategy} ({d.family})",
+            d.label(),
+            str(d.gpus),
+            _fmt_rate(r.rate),
+            f"{r.per_gpu:.3f}",
+            r.binding,
+            r.detail,
+        )
+    console.print(g)
+    t = Table(title="joint SLO attainment vs request rate")
+    t.add_column("strategy")
+    for rate in ev.rates:
+        t.add_column(f"{rate:.3g}/s", justify="right")
+    for r, row in zip(ev.results, ev.table, strict=True):
+        t.add_row(r.deployment.strategy, *(f"{p.attainment:.0%}" for p in row))
+    console.print(t)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    config: Annotated[
+        Path | None, typer.Argument(help="plan file (YAML); default scenario if omitted")
+    ] = None,
+) -> None:
+    """Goodput and attainment vs rate of the deployments listed in a plan file (or, if it lists
+    none, one per strategy on the whole cluster).
+
+    Example: ecoplan evaluate examples/ecoserve-codellama-34b-sharegpt.yaml
+    """
+    try:
+        plan, scen = _scenario(config)
+        deps = [d.build() for d in plan.deployments] or default_deployments(scen)
+        ev = evaluate(scen, deps, plan.rates)
+    except PlannerError as exc:
+        raise fail(exc) from None
+    _render_evaluation(scen, ev)
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the plan file.
+
+    Example: ecoplan schema > plan.schema.json
+    """
+    import json
+
+    typer.echo(json.dumps(PlanFile.model_json_schema(), indent=2))
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m planner`

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -369,7 +369,3 @@ def goodput(dep: Deployment, scen: Scenario, *, rel_tol: float = 2e-3) -> Goodpu
         (beyond.binding, beyond.detail) if not beyond.stable else (at.binding, at.detail)
     )
     return Goodput(dep, rate, rate / dep.gpus, at, binding, detail)
-
-
-def with_rate(p: Prediction, rate: float) -> Prediction:
-    return replace(p, rate=rate)

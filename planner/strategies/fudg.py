@@ -82,7 +82,7 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
                 "placement",
                 "DistServe needs every node to hold both prefill and decode instances",
             )
-        p_node, d_node = inter[0]
+        p_node = inter[0][0]
         # the intra-node path also carries the TP all-reduces of the node's prefill instances
         pre = pim.perf.prefill(float(pim.inp.mean()))
         comm_share = float(pre.comm_s / pre.total_s) * rho_p * p_node

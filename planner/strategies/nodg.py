@@ -72,7 +72,9 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
         decode_batch=batch,
         utilisation={"prefill": rho, "decode": 1.0 - rho, "kv": batch / im.kv_batch_limit},
         network_bytes_s=0.0,
-        ttft_driver=f"prefill queue (utilisation {rho:.2f}, prefill {np.mean(fixed) * 1e3:.0f} ms mean)",
+        ttft_driver=(
+            f"prefill queue (utilisation {rho:.2f}, prefill {np.mean(fixed) * 1e3:.0f} ms mean)"
+        ),
         tpot_driver=(
             f"decode step {t_d * 1e3:.0f} ms at batch {batch:.0f}, stretched by prefill "
             f"interruptions (prefill utilisation {rho:.2f})"

@@ -14,7 +14,7 @@ When even one prefill no longer fits the slack, requests pend: the macro instanc
 
 TTFT: admission caps it at the window P (plus the residual decode step when an instance
 switches); below that, a request waits in an M/G/1 at ρ_w that starts empty each window:
-TTFT_i = min((W_q + p_i)/(1 − ρ_w), P) + r when ρ_w < 1, and uniform on [P(1 − 1/ρ_w), P] + r
+TTFT_i = min((W_q + p_i)/(1 − ρ_w) + r, P) when ρ_w < 1, and min(U[P(1 − 1/ρ_w), P] + r, P)
 when the active instance is overloaded during its window.
 TPOT: windows hit a request periodically, not as a Poisson stream: with x_i = n_i·t_d / (T − P)
 expected windows during its n_i decode steps, it meets ⌊x_i⌋ or ⌈x_i⌉ of them, each adding
@@ -97,9 +97,11 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     frac = x - k_lo
 
     def ttft_cdf(t: float) -> np.ndarray:
+        # admission check 1 bounds a window's prefill work, so TTFT ≤ window for any request
+        # whose own prefill fits in one
+        if t >= window:
+            return np.where(fixed <= t, 1.0, 0.0)
         u = t - residual
-        if u >= window:
-            return np.where(fixed <= u, 1.0, 0.0)
         if wait is not None:
             inner = wait.cdf(u * (1.0 - rho_w) - fixed)
         else:
