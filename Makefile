@@ -12,7 +12,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 plan: $(BIN)/.installed
-	$(BIN)/ecoplan estimate --gpu l20 --model codellama-34b --tp 4 --input 2048 --batch 32
+	$(BIN)/ecoplan plan
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
-from planner import catalog
+from planner import catalog, report, search
 from planner.config import PlanFile, load_plan
 from planner.errors import PlannerError
 from planner.estimate import Estimate, estimate_instance
 from planner.evaluate import Evaluation, default_deployments, evaluate
+from planner.search import PlanResult
 from planner.strategies import Scenario
 from planner.units import GIB
 
@@ -225,6 +228,102 @@ def evaluate_cmd(
     except PlannerError as exc:
         raise fail(exc) from None
     _render_evaluation(scen, ev)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _render_plan(res: PlanResult) -> None:
+    t = Table(title="best deployment per strategy")
+    for col in (
+        "strategy",
+        "deployment",
+        "GPUs",
+        "goodput/GPU",
+        "req/s",
+        "P90 TTFT",
+        "P90 TPOT",
+        "binding",
+    ):
+        t.add_column(col, overflow="fold")
+    for items in res.per_strategy.values():
+        if not items:
+            continue
+        g = items[0].goodput
+        p = g.prediction
+        t.add_row(
+            f"{g.deployment.strategy} ({g.deployment.family})",
+            g.deployment.label(),
+            str(g.deployment.gpus),
+            f"{g.per_gpu:.3f}",
+            f"{g.rate:.2f}",
+            f"{p.ttft_s[90]:.2f} s" if p else "–",
+            f"{p.tpot_s[90] * 1e3:.0f} ms" if p else "–",
+            f"{g.binding}: {g.detail}",
+        )
+    for strategy, why in res.infeasible.items():
+        t.add_row(strategy, "–", "–", "0", "0", "–", "–", why)
+    console.print(t)
+    w = res.winner
+    if w is not None:
+        console.print(
+            f"[bold green]winner:[/] {w.deployment.strategy} {w.deployment.label()} — "
+            f"{w.goodput.per_gpu:.3f} req/s per GPU"
+            + (
+                f"; {w.gpus_needed} GPUs for {res.objective.target_rate:g} req/s"
+                if w.gpus_needed
+                else ""
+            )
+        )
+
+
+@app.command("plan")
+def plan_cmd(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="plan file (YAML); the built-in default scenario if omitted"),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="where to write the markdown report")] = Path(
+        "report.md"
+    ),
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="terminal output: table or json")
+    ] = OutputFormat.table,
+) -> None:
+    """Search every strategy's deployments, print the best per strategy and write the report.
+
+    Example: ecoplan plan examples/ecoserve-llama-30b-sharegpt.yaml --out report.md
+    """
+    try:
+        plan_file, scen = _scenario(config)
+        if not out.parent.is_dir():
+            raise PlannerError(f"--out: folder {out.parent} does not exist")
+        with Progress(transient=True, console=err_console) as bar:
+            task = bar.add_task("searching deployments", total=None)
+
+            def tick(i: int, n: int) -> None:
+                bar.update(task, completed=i, total=n)
+
+            res = search.plan(scen, plan_file.search, plan_file.objective, progress=tick)
+        png = report.plot_frontier_png(res)
+        png_path = out.with_suffix(".png")
+        if png is not None:
+            report.write_text_atomic(png_path, png)
+        report.write_text_atomic(out, report.render_markdown(res, png_path.name if png else None))
+    except PlannerError as exc:
+        raise fail(exc) from None
+    if fmt is OutputFormat.json:
+        typer.echo(report.dumps(res))
+    else:
+        _render_plan(res)
+        console.print(f"report written to {out}")
+    if res.winner is None:
+        err_console.print(
+            "error: no deployment meets the SLO; the report gives each strategy's binding constraint"
+        )
+        raise typer.Exit(code=2)
 
 
 @app.command("schema")

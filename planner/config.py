@@ -106,7 +106,7 @@ class SearchSpec(_Strict):
         description="EcoServe prefill window as fractions of the TTFT SLO",
     )
     use_all_gpus: bool = Field(default=True, description="deployments use the whole cluster")
-    top: int = Field(default=5, ge=1, le=100, description="runner-up plans kept per strategy")
+    top: int = Field(default=3, ge=1, le=100, description="runner-up plans kept per strategy")
 
     @field_validator("tp", "pp", "chunk_tokens")
     @classmethod

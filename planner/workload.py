@@ -9,11 +9,11 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy import stats
+from scipy import special
 
 from planner.errors import PlannerError
 
-Z90 = float(stats.norm.ppf(0.9))
+Z90 = float(special.ndtri(0.9))  # standard normal 90th percentile
 
 
 class _Frozen(BaseModel):
@@ -97,7 +97,7 @@ class LengthDist(_Frozen):
             x = np.full(u.shape, self.mean)
         elif self.kind == "lognormal":
             mu, sig = self._lognormal
-            x = np.exp(mu + sig * stats.norm.ppf(u))
+            x = np.exp(mu + sig * special.ndtri(u))
         else:
             x = np.quantile(self._empirical_values(), u, method="inverted_cdf")
         hi = min(v for v in (self.max, cap) if v is not None) if (self.max or cap) else None

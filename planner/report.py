@@ -1,0 +1,262 @@
+"""Markdown cost report for `ecoplan plan`, a JSON summary, and atomic file writing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from planner.errors import PlannerError
+from planner.search import PlanResult, Ranked
+from planner.strategies import FAMILY
+from planner.units import GIB
+
+
+def write_text_atomic(path: Path, text: str | bytes) -> None:
+    """Write to a temporary file in the target folder, then rename: never a partial file."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise PlannerError(f"--out: folder {folder} does not exist")
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise PlannerError(f"--out: cannot write {path}: {exc}") from None
+
+
+def _ms(x: float) -> str:
+    return "∞" if not math.isfinite(x) else f"{x * 1e3:.0f} ms"
+
+
+def _s(x: float) -> str:
+    return "∞" if not math.isfinite(x) else f"{x:.2f} s"
+
+
+def _money(x: float | None) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"${x:,.2f}"
+
+
+def _row(r: Ranked, target: float | None) -> list[str]:
+    g = r.goodput
+    d = g.deployment
+    p = g.prediction
+    tps = (1.0 / p.tpot_s[50]) if p and p.tpot_s.get(50, 0) > 0 else 0.0
+    return [
+        f"{d.strategy} ({FAMILY[d.strategy]})",
+        d.label(),
+        str(d.gpus),
+        f"{g.rate:.2f}",
+        f"{g.per_gpu:.3f}",
+        _s(p.ttft_s[90]) if p else "–",
+        _ms(p.tpot_s[90]) if p else "–",
+        f"{tps:.1f}",
+        str(r.gpus_needed) if target is not None and r.gpus_needed is not None else "–",
+        _money(r.cost_per_hour if target is not None else None),
+        _money(r.cost_per_million_tokens),
+        f"{g.binding}: {g.detail}",
+    ]
+
+
+HEAD = [
+    "strategy",
+    "deployment",
+    "GPUs",
+    "goodput req/s",
+    "goodput/GPU",
+    "P90 TTFT",
+    "P90 TPOT",
+    "tokens/s per user",
+    "GPUs for target",
+    "$/h for target",
+    "$/M output tokens",
+    "binding constraint",
+]
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def render_markdown(res: PlanResult, png_name: str | None = None) -> str:
+    s = res.scenario
+    c = s.cluster
+    target = res.objective.target_rate
+    inp, out = s.sample()
+    lines = ["# ecoplan capacity report", ""]
+    lines += [
+        "## Scenario",
+        "",
+        f"- **Cluster**: {c.nodes} nodes × {c.gpus_per_node} {c.gpu.name} = {c.total_gpus} GPUs; "
+        f"intra-node {c.link.kind}; inter-node {c.network.bandwidth_gbit:g} Gb/s per node; "
+        f"${c.gpu_hour_price:.2f} per GPU-hour.",
+        f"- **Model**: {s.model.name} ({s.model.param_count / 1e9:.1f} B parameters, "
+        f"{s.model.dtype}, {s.model.kv_bytes_per_token / 1024:.0f} KiB KV per token).",
+        f"- **Workload**: {s.workload.name}; mean input {inp.mean():.0f} tokens, mean output "
+        f"{out.mean():.0f} tokens; arrivals {s.workload.arrivals.process}"
+        + (f" (CV {s.workload.arrivals.cv:g})" if s.workload.arrivals.process == "gamma" else "")
+        + ".",
+        f"- **SLO**: TTFT ≤ {s.slo.ttft_s:g} s and TPOT ≤ {s.slo.tpot_s * 1e3:g} ms for "
+        f"{s.slo.attainment:g}% of requests ({'joint' if s.slo.joint else 'per metric'}).",
+        f"- **Objective**: {res.objective.kind.replace('_', ' ')}"
+        + (f", target {target:g} req/s" if target else "")
+        + f". {res.evaluated} deployments evaluated, {res.pruned} pruned by capacity bounds.",
+        "",
+    ]
+    w = res.winner
+    lines += ["## Recommendation", ""]
+    if w is None:
+        lines += ["No deployment meets the SLO. Why each strategy fails:", ""]
+        lines += [f"- **{k}**: {v}" for k, v in res.infeasible.items()]
+    else:
+        g = w.goodput
+        lines += [
+            f"**{g.deployment.strategy}** ({FAMILY[g.deployment.strategy]}), "
+            f"{g.deployment.label()}: **{g.per_gpu:.3f} req/s per GPU** "
+            f"({g.rate:.2f} req/s on {g.deployment.gpus} GPUs) at the SLO; binding constraint: "
+            f"{g.binding} — {g.detail}.",
+        ]
+        if target is not None and w.gpus_needed is not None:
+            lines.append(
+                f"For {target:g} req/s it needs **{w.gpus_needed} GPUs** "
+                f"({_money(w.cost_per_hour)} per hour)."
+            )
+    lines += ["", "## Best deployment per strategy", ""]
+    best_rows = [v[0] for v in res.per_strategy.values() if v]
+    lines += [_table(HEAD, [_row(r, target) for r in best_rows]), ""]
+    if res.infeasible:
+        lines += ["Strategies with no deployment meeting the SLO:", ""]
+        lines += [f"- **{k}**: {v}" for k, v in res.infeasible.items()]
+        lines.append("")
+    lines += ["## Runner-up plans", ""]
+    runners = [r for v in res.per_strategy.values() for r in v[1:]]
+    lines += [_table(HEAD, [_row(r, target) for r in runners]) if runners else "None.", ""]
+    lines += [
+        "## Pareto frontier: goodput per GPU vs per-user tokens/s",
+        "",
+        "Deployments no other beats on both throughput per GPU and per-user decode speed "
+        "(1 / median TPOT at the goodput rate).",
+        "",
+        _table(
+            ["strategy", "deployment", "goodput/GPU", "tokens/s per user"],
+            [
+                [
+                    r.deployment.strategy,
+                    r.deployment.label(),
+                    f"{r.goodput.per_gpu:.3f}",
+                    f"{1.0 / r.goodput.prediction.tpot_s[50]:.1f}" if r.goodput.prediction else "–",
+                ]
+                for r in res.frontier
+            ],
+        ),
+        "",
+    ]
+    if png_name:
+        lines += [f"![Pareto frontier]({png_name})", ""]
+    g0 = c.gpu
+    lines += [
+        "## Assumptions",
+        "",
+        f"- Roofline phase model (DESIGN.md §2): {g0.name} {g0.peak_flops(s.model.dtype) / 1e12:g} "
+        f"dense TFLOPS, {g0.memory_bandwidth_gb_s:g} GB/s at {g0.memory_efficiency['weights']:.0%} "
+        f"efficiency for weights and {g0.memory_efficiency['kv_cache']:.0%} for KV reads, "
+        f"{g0.iteration_overhead_ms:g} ms per iteration; TP all-reduce over {c.link.kind}.",
+        f"- Memory: {g0.memory_gib:g} GiB per GPU at 90% utilisation, "
+        f"{g0.runtime_reserve_gib:g} GiB runtime reserve; KV cache allocated on demand (paged).",
+        "- Queueing (DESIGN.md §3): prefill queues as G/G/1 (Allen–Cunneen mean, exponential "
+        "tail); NoDG decode interruptions as compound renewal sums; FuDG KV transfer as a queue "
+        "on the link; PaDG windows and rolling activation per EcoServe's admission checks.",
+        f"- Request lengths: {s.samples} stratified samples; {s.workload.input.kind} input and "
+        f"{s.workload.output.kind} output distributions, independent.",
+        "- Prefill service is modelled per request (batch of one): pessimistic for very short "
+        "prompts at high per-instance rates.",
+        "- Prices are estimates unless set in the plan file; see the GPU profile's sources.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_frontier_png(res: PlanResult) -> bytes | None:
+    """PNG bytes of the Pareto frontier, or None when matplotlib (the `plot` extra) is absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    import io
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for strategy, items in res.per_strategy.items():
+        xs = [1.0 / r.goodput.prediction.tpot_s[50] for r in items if r.goodput.prediction]
+        ys = [r.goodput.per_gpu for r in items if r.goodput.prediction]
+        ax.scatter(xs, ys, label=strategy)
+    fx = [1.0 / r.goodput.prediction.tpot_s[50] for r in res.frontier if r.goodput.prediction]
+    fy = [r.goodput.per_gpu for r in res.frontier if r.goodput.prediction]
+    ax.plot(fx, fy, "k--", linewidth=1)
+    ax.set_xlabel("tokens/s per user (1 / median TPOT)")
+    ax.set_ylabel("goodput per GPU (req/s)")
+    ax.legend()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def to_json(res: PlanResult) -> dict[str, Any]:
+    def item(r: Ranked) -> dict[str, Any]:
+        g = r.goodput
+        p = g.prediction
+        return {
+            "strategy": g.deployment.strategy,
+            "family": FAMILY[g.deployment.strategy],
+            "deployment": g.deployment.label(),
+            "parameters": g.deployment.__dict__,
+            "gpus": g.deployment.gpus,
+            "goodput_rps": g.rate,
+            "goodput_per_gpu": g.per_gpu,
+            "ttft_s": {str(k): v for k, v in p.ttft_s.items()} if p else None,
+            "tpot_s": {str(k): v for k, v in p.tpot_s.items()} if p else None,
+            "decode_batch": p.decode_batch if p else None,
+            "gpus_for_target": r.gpus_needed,
+            "cost_per_hour_for_target": r.cost_per_hour,
+            "cost_per_million_output_tokens": r.cost_per_million_tokens,
+            "binding": g.binding,
+            "detail": g.detail,
+        }
+
+    w = res.winner
+    return {
+        "winner": item(w) if w else None,
+        "per_strategy": {k: [item(r) for r in v] for k, v in res.per_strategy.items()},
+        "infeasible": res.infeasible,
+        "frontier": [item(r) for r in res.frontier],
+        "evaluated": res.evaluated,
+        "pruned": res.pruned,
+        "memory_gib_per_gpu": res.scenario.cluster.gpu.memory_bytes / GIB,
+    }
+
+
+def _finite(o: Any) -> Any:
+    """Replace inf/NaN by None (JSON has no infinity) throughout a nested structure."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {str(k): _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
+
+
+def dumps(res: PlanResult) -> str:
+    return json.dumps(_finite(to_json(res)), indent=2, allow_nan=False)
