@@ -321,7 +321,7 @@ def plan_cmd(
         console.print(f"report written to {out}")
     if res.winner is None:
         err_console.print(
-            "error: no deployment meets the SLO; the report gives each strategy's binding constraint"
+            "error: no deployment meets the SLO; see the report for the binding constraints"
         )
         raise typer.Exit(code=2)
 

@@ -1,0 +1,62 @@
+"""Queueing formulas against hand-checked cases (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planner.queueing import (
+    allen_cunneen_wait_s,
+    compound_cdf,
+    md1_mean_ttft_s,
+    mg1_wait,
+    solve_decode_batch,
+)
+
+
+def test_md1_matches_distserve_formula() -> None:
+    # D = 0.1 s, R = 5 req/s: TTFT = D + R·D²/(2(1 − R·D)) = 0.1 + 0.05/1 = 0.15 s
+    assert md1_mean_ttft_s(5.0, 0.1) == pytest.approx(0.15)
+    # Allen–Cunneen with deterministic service (cs² = 0) and Poisson arrivals is M/D/1
+    wait = allen_cunneen_wait_s(5.0, 0.1, 0.1**2, ca2=1.0)
+    assert 0.1 + wait == pytest.approx(md1_mean_ttft_s(5.0, 0.1))
+
+
+def test_pollaczek_khinchine_for_exponential_service() -> None:
+    # M/M/1: E[W] = ρ/(1−ρ)·E[S]; E[S²] = 2E[S]²
+    assert allen_cunneen_wait_s(8.0, 0.1, 2 * 0.01) == pytest.approx(0.8 / 0.2 * 0.1)
+
+
+def test_unstable_queue_is_infinite() -> None:
+    assert allen_cunneen_wait_s(10.0, 0.1, 0.01) == float("inf")
+    assert md1_mean_ttft_s(11.0, 0.1) == float("inf")
+
+
+def test_burstier_arrivals_wait_longer() -> None:
+    base = allen_cunneen_wait_s(5.0, 0.1, 0.01, ca2=1.0)
+    assert allen_cunneen_wait_s(5.0, 0.1, 0.01, ca2=4.0) > base
+
+
+def test_exp_tail_wait_mean_and_atom() -> None:
+    w = mg1_wait(5.0, 0.1, 0.02)  # M/M/1 at ρ = 0.5: P(wait) = 0.5, E[W] = 0.1
+    assert w.p_wait == pytest.approx(0.5)
+    assert float(w.cdf(0.0)) == pytest.approx(0.5)
+    # E[W] = ∫ P(W > t) dt
+    t = np.linspace(0, 5, 200_001)
+    assert np.trapezoid(1 - w.cdf(t), t) == pytest.approx(w.mean_s, rel=1e-3)
+
+
+def test_compound_cdf_moments() -> None:
+    mean, var = np.array([2.0]), np.array([1.0])
+    xs = np.linspace(0, 20, 400_001)
+    pdf = np.gradient(compound_cdf(xs, mean, var), xs)
+    assert np.trapezoid(xs * pdf, xs) == pytest.approx(2.0, rel=1e-3)
+    assert float(compound_cdf(np.array([0.0]), np.array([0.0]), np.array([0.0]))[0]) == 1.0
+
+
+def test_decode_batch_littles_law_by_hand() -> None:
+    # step time 50 ms flat: B = λ·E[n]·t = 10 · 100 · 0.05 = 50
+    steps = np.full(200, 0.05)
+    assert solve_decode_batch(10.0, 100.0, steps) == pytest.approx(50.0, abs=1.0)
+    # a decode that cannot keep up within the grid returns None
+    assert solve_decode_batch(100.0, 100.0, steps) is None

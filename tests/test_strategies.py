@@ -1,0 +1,139 @@
+"""Strategy models: hand-checked cases and invariants (DESIGN.md §1, §3)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner import catalog
+from planner.hardware import Cluster, Network
+from planner.strategies import Deployment, Scenario, goodput, predict
+from planner.strategies.fudg import nic_request_rate_limit
+from planner.workload import PRESETS, SLO, Arrivals
+
+L20 = catalog.load_gpu("l20")
+
+
+def scenario(
+    model: str = "codellama-34b",
+    dataset: str = "sharegpt",
+    gbit: float = 10.0,
+    slo: SLO | None = None,
+    cv: float | None = None,
+    samples: int = 256,
+) -> Scenario:
+    p = PRESETS[dataset]
+    wl = p.workload
+    if cv is not None:
+        wl = wl.model_copy(update={"arrivals": Arrivals(process="gamma", cv=cv)})
+    cl = Cluster(gpu=L20, nodes=4, gpus_per_node=8, network=Network(bandwidth_gbit=gbit))
+    return Scenario(
+        cluster=cl, model=catalog.load_model(model), workload=wl, slo=slo or p.slo, samples=samples
+    )
+
+
+PAPER = [
+    Deployment("vllm", tp=4, instances=8),
+    Deployment("sarathi", tp=4, instances=8, chunk_tokens=512),
+    Deployment("distserve", tp=4, instances=4, decode_instances=4),
+    Deployment("mooncake", tp=4, instances=4, decode_instances=4),
+    Deployment("ecoserve", tp=4, instances=8, macro_size=8),
+]
+
+
+@pytest.mark.parametrize("dep", PAPER, ids=lambda d: d.strategy)
+def test_every_strategy_has_positive_goodput_on_paper_setup(dep: Deployment) -> None:
+    g = goodput(dep, scenario())
+    assert g.rate > 0 and g.per_gpu == pytest.approx(g.rate / 32)
+    p = g.prediction
+    assert p is not None and p.attainment >= 0.9 - 1e-6
+    assert p.ttft_s[50] <= p.ttft_s[90] <= p.ttft_s[99]
+    assert p.tpot_s[50] <= p.tpot_s[90] <= p.tpot_s[99]
+    # just above goodput the target is missed
+    assert predict(dep, scenario(), g.rate * 1.05).attainment < 0.9
+
+
+def test_mooncake_llama30b_sharegpt_is_network_bound() -> None:
+    """10 GbE ≈ 1.19 GB/s; a ShareGPT prompt's KV is ≈ 0.55 GB: ≈ 2 req/s per NIC."""
+    scen = scenario("llama-30b")
+    kv = 343.76 * scen.model.kv_bytes_per_token
+    assert kv / 1e9 == pytest.approx(0.55, abs=0.02)
+    per_nic = nic_request_rate_limit(kv, scen.cluster.network.node_bandwidth_bytes_s)
+    assert per_nic == pytest.approx(2.17, abs=0.1)
+    dep = Deployment("mooncake", tp=4, instances=4, decode_instances=4)
+    g = goodput(dep, scen)
+    # two prefill nodes send KV: goodput below 2 NICs' worth, and the network is named
+    assert g.rate < 2 * per_nic
+    assert "network" in (g.binding + g.detail).lower()
+    # with 100 GbE the same deployment is no longer network-bound and serves more
+    assert goodput(dep, scenario("llama-30b", gbit=100)).rate > 1.5 * g.rate
+
+
+def test_ecoserve_with_one_instance_per_macro_is_nodg() -> None:
+    scen = scenario()
+    eco = Deployment("ecoserve", tp=4, instances=8, macro_size=1)
+    vllm = Deployment("vllm", tp=4, instances=8)
+    for rate in (5.0, 15.0, 25.0):
+        a, b = predict(eco, scen, rate), predict(vllm, scen, rate)
+        assert a.attainment == pytest.approx(b.attainment)
+        assert a.tpot_s == b.tpot_s and a.ttft_s == b.ttft_s
+
+
+def test_distserve_needs_p_and_d_in_each_node() -> None:
+    scen = scenario("qwen2-72b")
+    g = goodput(Deployment("distserve", tp=8, instances=2, decode_instances=2), scen)
+    assert g.rate == 0 and g.binding == "placement"
+
+
+def test_infeasible_deployment_names_reason() -> None:
+    g = goodput(Deployment("vllm", tp=1, instances=32), scenario("qwen2-72b"))
+    assert g.rate == 0 and g.binding == "infeasible" and "GiB" in g.detail
+
+
+SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+STRATEGY = st.sampled_from(PAPER)
+
+
+@SETTINGS
+@given(dep=STRATEGY, k=st.floats(1.0, 3.0))
+def test_looser_slo_never_lowers_goodput(dep: Deployment, k: float) -> None:
+    base = PRESETS["sharegpt"].slo
+    tight = goodput(dep, scenario(slo=base)).rate
+    loose = goodput(dep, scenario(slo=base.scaled(k))).rate
+    assert loose >= tight * (1 - 0.01)
+
+
+@SETTINGS
+@given(
+    strategy=st.sampled_from(["distserve", "mooncake"]),
+    gbit=st.floats(5.0, 50.0),
+    extra=st.floats(1.0, 8.0),
+)
+def test_more_bandwidth_never_lowers_fudg_goodput(strategy: str, gbit: float, extra: float) -> None:
+    dep = Deployment(strategy, tp=4, instances=4, decode_instances=4)  # type: ignore[arg-type]
+    low = goodput(dep, scenario("llama-30b", gbit=gbit)).rate
+    high = goodput(dep, scenario("llama-30b", gbit=gbit * extra)).rate
+    assert high >= low * (1 - 0.01)
+
+
+@SETTINGS
+@given(dep=STRATEGY, cv=st.floats(1.0, 2.5), rate_frac=st.floats(0.3, 1.0))
+def test_burstier_arrivals_never_raise_attainment(
+    dep: Deployment, cv: float, rate_frac: float
+) -> None:
+    calm = scenario()
+    rate = goodput(dep, calm).rate * rate_frac
+    a_calm = predict(dep, calm, rate, percentiles=False).attainment
+    a_bursty = predict(dep, scenario(cv=cv), rate, percentiles=False).attainment
+    assert a_bursty <= a_calm + 1e-9
+
+
+@SETTINGS
+@given(dep=STRATEGY, lo=st.floats(0.5, 10.0), hi_mult=st.floats(1.2, 3.0))
+def test_attainment_falls_with_rate_near_capacity(
+    dep: Deployment, lo: float, hi_mult: float
+) -> None:
+    scen = scenario()
+    g = goodput(dep, scen).rate
+    assert predict(dep, scen, g * hi_mult, percentiles=False).attainment < 0.9
