@@ -39,6 +39,7 @@ def test_default_plan_writes_report(tmp_path: Path) -> None:
     assert "codellama-34b" in text and "sharegpt" in text and "32 GPUs" in text
     assert "winner:" in res.output
     assert not list(tmp_path.glob(".report.md.*")), "temporary file left behind"
+    assert out.stat().st_mode & 0o044, "report should be readable by others (umask permitting)"
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
