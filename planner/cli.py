@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -298,8 +297,7 @@ def plan_cmd(
     """
     try:
         plan_file, scen = _scenario(config)
-        if not out.parent.is_dir():
-            raise PlannerError(f"--out: folder {out.parent} does not exist")
+        report.check_out_folder(out)
         with Progress(transient=True, console=err_console) as bar:
             task = bar.add_task("searching deployments", total=None)
 
@@ -335,8 +333,3 @@ def schema() -> None:
     import json
 
     typer.echo(json.dumps(PlanFile.model_json_schema(), indent=2))
-
-
-def main() -> None:  # pragma: no cover - console entry for `python -m planner`
-    app(prog_name="ecoplan")
-    sys.exit(0)

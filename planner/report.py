@@ -15,11 +15,17 @@ from planner.strategies import FAMILY
 from planner.units import GIB
 
 
-def write_text_atomic(path: Path, text: str | bytes) -> None:
-    """Write to a temporary file in the target folder, then rename: never a partial file."""
+def check_out_folder(path: Path) -> Path:
+    """The folder `path` will be written into; a PlannerError when it does not exist."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise PlannerError(f"--out: folder {folder} does not exist")
+    return folder
+
+
+def write_text_atomic(path: Path, text: str | bytes) -> None:
+    """Write to a temporary file in the target folder, then rename: never a partial file."""
+    folder = check_out_folder(path)
     data = text.encode("utf-8") if isinstance(text, str) else text
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.config import Objective, SearchSpec
-from planner.strategies import FAMILY, Deployment, Goodput, Scenario, goodput
+from planner.strategies import Deployment, Goodput, Scenario, goodput
 from planner.strategies.base import InstanceModel, StrategyName, deployment_problem
 
 
@@ -261,4 +261,4 @@ def plan(
     )
 
 
-__all__ = ["FAMILY", "PlanResult", "Ranked", "candidates", "plan", "upper_bound_rate"]
+__all__ = ["PlanResult", "Ranked", "candidates", "plan", "upper_bound_rate"]

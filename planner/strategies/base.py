@@ -135,9 +135,13 @@ class Scenario:
     slo: SLO
     samples: int = 512
     _instances: dict[tuple[int, int], InstanceModel] = field(default_factory=dict, repr=False)
+    _sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
-        return request_sample(self.workload, self.model.max_context, n=self.samples)
+        """The stratified (input, output) length sample, drawn once per scenario."""
+        if self._sample is None:
+            self._sample = request_sample(self.workload, self.model.max_context, n=self.samples)
+        return self._sample
 
     def instance(self, tp: int, pp: int) -> InstanceModel:
         """The InstanceModel for tp×pp (cached)."""

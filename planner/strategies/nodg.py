@@ -25,7 +25,7 @@ from planner.queueing import compound_cdf, compound_moments, mg1_wait, solve_dec
 from planner.strategies.base import Deployment, InstanceModel, Latencies, Scenario, Unstable
 
 
-def _kv_check(im: InstanceModel, batch: float) -> Unstable | None:
+def kv_check(im: InstanceModel, batch: float) -> Unstable | None:
     if batch > im.kv_batch_limit:
         return Unstable(
             "KV memory",
@@ -49,7 +49,7 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
             "decode cannot keep up at any batch the KV cache holds",
             {"prefill": rho},
         )
-    if (bad := _kv_check(im, batch)) is not None:
+    if (bad := kv_check(im, batch)) is not None:
         return bad
     t_d = im.step_at(batch)
     wait = mg1_wait(rate_i, im.service_mean_s, im.service_m2_s2, ca2)
@@ -123,7 +123,7 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
         )
     i = int(ok[0])
     batch = float(max(demand[i], 1.0)) if i == 1 else float(i)
-    if (bad := _kv_check(im, batch)) is not None:
+    if (bad := kv_check(im, batch)) is not None:
         return bad
     t_ci, t_di, mu_i, rho_i = float(t_c[i]), float(t_d[i]), float(mu[i]), float(rho[i])
     service = im.inp / mu_i

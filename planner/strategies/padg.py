@@ -28,7 +28,7 @@ import numpy as np
 
 from planner.queueing import mg1_wait, solve_decode_batch
 from planner.strategies.base import Deployment, Latencies, Scenario, Unstable
-from planner.strategies.nodg import _kv_check, vllm_instance
+from planner.strategies.nodg import kv_check, vllm_instance
 
 
 def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
@@ -62,7 +62,6 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     # fixed point: TPOT depends on the window (switch overhead), the window on TPOT (slack)
     tpot = im.step_at(1.0) / (1.0 - f_p)
     batch: float | None = 0.0
-    window, period = windows(tpot)
     for _ in range(30):
         window, period = windows(tpot)
         if window < s_mean:
@@ -84,7 +83,7 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
             break
         tpot = new
     assert batch is not None
-    if (bad := _kv_check(im, batch)) is not None:
+    if (bad := kv_check(im, batch)) is not None:
         return bad
     t_d = im.step_at(batch)
     residual = t_d / 2.0 + delta
