@@ -211,7 +211,7 @@ def plot_frontier_png(res: PlanResult) -> bytes | None:
         ax.scatter(xs, ys, label=strategy)
     fx = [1.0 / r.goodput.prediction.tpot_s[50] for r in res.frontier if r.goodput.prediction]
     fy = [r.goodput.per_gpu for r in res.frontier if r.goodput.prediction]
-    ax.plot(fx, fy, "k--", linewidth=1)
+    ax.plot(fx, fy, "k--", marker="x", linewidth=1, label="Pareto frontier (all evaluated)")
     ax.set_xlabel("tokens/s per user (1 / median TPOT)")
     ax.set_ylabel("goodput per GPU (req/s)")
     ax.legend()

@@ -118,3 +118,13 @@ def test_schema_is_json() -> None:
     res = runner.invoke(app, ["schema"])
     assert res.exit_code == 0
     assert "cluster" in json.loads(res.output)["properties"]
+
+
+def test_frontier_png_with_plot_extra(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "report.md"
+    res = runner.invoke(app, ["plan", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    png = tmp_path / "report.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![Pareto frontier](report.png)" in out.read_text()
