@@ -76,14 +76,10 @@ class InstancePerf:
         m = self.model
         return 2.0 * self.kv_heads_rank * m.head_dim * m.kv_dtype_bytes
 
-    def _layer(
-        self,
-        tokens: np.ndarray,
-        attn_flops: np.ndarray,
-        attn_kv_bytes: np.ndarray,
-        attn_size: np.ndarray,
-    ) -> tuple[OpTime, np.ndarray]:
-        """One transformer layer on one TP rank: (compute/memory/launch time, all-reduce time)."""
+    def _layer_linear(self, tokens: np.ndarray) -> tuple[OpTime, np.ndarray]:
+        """One transformer layer on one TP rank without its attention kernel: the GEMMs, the
+        streaming element-wise kernels and the two TP all-reduces (returned apart). Depends only
+        on the number of tokens in the iteration."""
         m, g, tp = self.model, self.gpu, self.tp
         wb, ab = m.weight_dtype_bytes, m.weight_dtype_bytes
         qkv_out = m.q_dim / tp + 2 * self.kv_heads_rank * m.head_dim
@@ -108,17 +104,6 @@ class InstancePerf:
             up = (2 if m.mlp == "gated" else 1) * m.intermediate_size / tp
             t = t + gemm(g, self.dtype, tokens, m.hidden_size, up, wb, ab)
             t = t + gemm(g, self.dtype, tokens, m.intermediate_size / tp, m.hidden_size, wb, ab)
-        # Attention kernel: FLOPs at the efficiency of its (L·L·head_dim) tile size; bytes are the
-        # KV read (decode) or Q/K/V/O traffic (prefill), at the KV-cache memory efficiency.
-        t = t + roofline(
-            attn_flops,
-            attn_kv_bytes,
-            g.peak_flops(self.dtype),
-            g.gemm_efficiency(attn_size),
-            g.memory_bandwidth_bytes_s,
-            g.memory_efficiency["kv_cache"],
-            g.kernel_launch_s,
-        )
         # Norms, rotary, activation and residual adds: streaming, memory bound (4 kernels).
         inter_rank = m.intermediate_size * m.experts_per_token / tp
         elem_bytes = np.asarray(tokens, dtype=float) * (6 * m.hidden_size + 3 * inter_rank) * ab
@@ -137,79 +122,125 @@ class InstancePerf:
         )
         return t, ar
 
-    def _forward(
-        self,
-        tokens: np.ndarray,
-        attn_flops: np.ndarray,
-        attn_kv_bytes: np.ndarray,
-        attn_size: np.ndarray,
-        logit_rows: np.ndarray,
-    ) -> PhaseTime:
-        """All layers for one micro-batch through every pipeline stage, plus LM head, plus the
-        inter-stage sends: the latency of one forward pass."""
+    def attention(
+        self, attn_flops: np.ndarray, attn_kv_bytes: np.ndarray, attn_size: np.ndarray
+    ) -> OpTime:
+        """One attention kernel of one layer on one TP rank: FLOPs at the efficiency of its tile
+        size, bytes (the KV read in decode, Q/K/V/O traffic in prefill) at the KV-cache memory
+        efficiency."""
+        g = self.gpu
+        return roofline(
+            attn_flops,
+            attn_kv_bytes,
+            g.peak_flops(self.dtype),
+            g.gemm_efficiency(attn_size),
+            g.memory_bandwidth_bytes_s,
+            g.memory_efficiency["kv_cache"],
+            g.kernel_launch_s,
+        )
+
+    def token_time(self, tokens: np.ndarray | float) -> PhaseTime:
+        """Everything in a forward pass of `tokens` tokens except attention and the LM head: all
+        layers' GEMMs and element-wise kernels, TP all-reduces, PP sends and the iteration
+        overhead. Additive with `head_time` and `attention`·layers (DESIGN.md §2)."""
         m = self.model
-        layer, ar = self._layer(tokens, attn_flops, attn_kv_bytes, attn_size)
+        tok = np.asarray(tokens, dtype=float)
+        layer, ar = self._layer_linear(tok)
         body = layer.scale(m.num_layers)
-        head = gemm(
+        comm = ar * m.num_layers
+        if self.pp > 1:
+            act_bytes = tok * m.hidden_size * m.weight_dtype_bytes
+            comm = comm + (self.pp - 1) * p2p_time_s(act_bytes, self.link)
+        return PhaseTime(
+            compute_s=body.compute_s,
+            memory_s=body.memory_s,
+            comm_s=np.broadcast_to(comm, body.compute_s.shape).astype(float),
+            overhead_s=body.launch_s + self.gpu.iteration_overhead_s,
+        )
+
+    def head_time(self, logit_rows: np.ndarray | float) -> OpTime:
+        """The LM head GEMM for `logit_rows` rows (one per sequence that samples a token)."""
+        m = self.model
+        return gemm(
             self.gpu,
             self.dtype,
-            logit_rows,
+            np.asarray(logit_rows, dtype=float),
             m.hidden_size,
             m.vocab_size / self.tp,
             m.weight_dtype_bytes,
             m.weight_dtype_bytes,
         )
-        total = body + head
-        comm = ar * m.num_layers
-        if self.pp > 1:
-            act_bytes = np.asarray(tokens, dtype=float) * m.hidden_size * m.weight_dtype_bytes
-            comm = comm + (self.pp - 1) * p2p_time_s(act_bytes, self.link)
+
+    def _forward(self, tokens: np.ndarray, attn: OpTime, logit_rows: np.ndarray) -> PhaseTime:
+        """All layers for one micro-batch through every pipeline stage, plus LM head, plus the
+        inter-stage sends: the latency of one forward pass."""
+        base = self.token_time(tokens)
+        rest = attn.scale(self.model.num_layers) + self.head_time(logit_rows)
+        shape = np.broadcast_shapes(base.compute_s.shape, rest.compute_s.shape)
         return PhaseTime(
-            compute_s=total.compute_s,
-            memory_s=total.memory_s,
-            comm_s=np.broadcast_to(comm, total.compute_s.shape).astype(float),
-            overhead_s=total.launch_s + self.gpu.iteration_overhead_s,
+            compute_s=base.compute_s + rest.compute_s,
+            memory_s=base.memory_s + rest.memory_s,
+            comm_s=np.broadcast_to(base.comm_s, shape).astype(float),
+            overhead_s=base.overhead_s + rest.launch_s,
         )
+
+    # ---- attention kernels ------------------------------------------------------------------
+    def chunk_attention(
+        self,
+        chunk_tokens: np.ndarray | float,
+        prefix_tokens: np.ndarray | float = 0.0,
+        count: np.ndarray | float = 1.0,
+    ) -> OpTime:
+        """Causal attention of `count` prompt chunks of c tokens whose request already has
+        `prefix` tokens in the KV cache (a whole prompt when prefix = 0), one kernel per layer.
+
+        FLOPs 4·c·(prefix + c/2)·q_dim/tp (2·L²·q_dim/tp for a whole prompt); bytes: the prefix KV
+        re-read plus Q, K, V read and O written, prefix·kv_rank + c·(2·q_dim/tp + kv_rank);
+        efficiency at the tile size (c·(prefix + c)·head_dim)^(1/3)."""
+        m = self.model
+        c = np.asarray(chunk_tokens, dtype=float)
+        pre = np.asarray(prefix_tokens, dtype=float)
+        k = np.asarray(count, dtype=float)
+        kv_rank = self.kv_bytes_per_token_per_layer_rank
+        flops = k * 4.0 * c * (pre + c / 2.0) * m.q_dim / self.tp
+        bytes_ = k * (pre * kv_rank + c * (2 * m.q_dim / self.tp * m.kv_dtype_bytes + kv_rank))
+        size = np.cbrt(np.maximum(c, 1.0) * np.maximum(pre + c, 1.0) * m.head_dim)
+        return self.attention(flops, bytes_, size)
+
+    def decode_attention(
+        self, micro_batch: np.ndarray | float, context_tokens: np.ndarray | float
+    ) -> OpTime:
+        """Decode attention of a micro-batch with mean context `context_tokens`, one kernel per
+        layer: it reads every request's whole KV, micro·context·kv_rank bytes (memory bound),
+        and does 4·micro·context·q_dim/tp FLOPs."""
+        m = self.model
+        micro = np.asarray(micro_batch, dtype=float)
+        ctx = np.asarray(context_tokens, dtype=float)
+        flops = 4.0 * micro * ctx * m.q_dim / self.tp
+        bytes_ = micro * ctx * self.kv_bytes_per_token_per_layer_rank
+        size = np.cbrt(np.maximum(micro, 1.0) * m.head_dim * np.maximum(ctx, 1.0))
+        return self.attention(flops, bytes_, size)
 
     # ---- phases ----------------------------------------------------------------------------
     def prefill(
         self, prompt_tokens: np.ndarray | float, batch: np.ndarray | float = 1.0
     ) -> PhaseTime:
-        """A prefill batch of `batch` prompts of `prompt_tokens` tokens each (arrays broadcast).
-
-        Attention FLOPs per layer per prompt (causal): 4·L²·q_dim/2 / tp; bytes: Q, K, V read and O
-        written, L·(2·q_dim + 2·kv_dim)/tp; logits only for each prompt's last token.
-        """
-        m = self.model
+        """A prefill batch of `batch` prompts of `prompt_tokens` tokens each (arrays broadcast);
+        logits only for each prompt's last token."""
         length = np.asarray(prompt_tokens, dtype=float)
         b = np.asarray(batch, dtype=float)
-        tokens = length * b
-        attn_flops = b * 2.0 * length**2 * m.q_dim / self.tp
-        attn_bytes = (
-            tokens
-            * (2 * m.q_dim / self.tp + 2 * self.kv_heads_rank * m.head_dim)
-            * m.kv_dtype_bytes
-        )
-        size = np.cbrt(np.maximum(length, 1.0) ** 2 * m.head_dim)
-        return self._forward(tokens, attn_flops, attn_bytes, size, b)
+        return self._forward(length * b, self.chunk_attention(length, 0.0, b), b)
 
     def decode_step(
         self, batch: np.ndarray | float, context_tokens: np.ndarray | float
     ) -> PhaseTime:
         """One decode iteration of `batch` requests with mean context `context_tokens`.
 
-        Attention reads every request's whole KV: batch·context·kv_bytes_rank per layer (memory
-        bound); FLOPs 4·batch·context·q_dim/tp. With pp > 1 the batch is split in pp micro-batches
-        that fill the pipe, so one token of a request takes all stages at micro-batch batch/pp.
-        """
-        m = self.model
+        With pp > 1 the batch is split in pp micro-batches that fill the pipe, so one token of a
+        request takes all stages at micro-batch batch/pp."""
         b = np.maximum(np.asarray(batch, dtype=float), 1.0)
-        ctx = np.asarray(context_tokens, dtype=float)
         micro = np.ceil(b / self.pp)
-        attn_flops = 4.0 * micro * ctx * m.q_dim / self.tp
-        attn_bytes = micro * ctx * self.kv_bytes_per_token_per_layer_rank
-        size = np.cbrt(np.maximum(micro, 1.0) * m.head_dim * np.maximum(ctx, 1.0))
-        return self._forward(micro, attn_flops, attn_bytes, size, micro)
+        return self._forward(micro, self.decode_attention(micro, context_tokens), micro)
 
     def hybrid_step(
         self,
@@ -219,19 +250,10 @@ class InstancePerf:
         chunk_prefix: np.ndarray | float,
     ) -> PhaseTime:
         """A Sarathi hybrid iteration: `decode_batch` decodes plus a prefill chunk of
-        `chunk_tokens` whose request already has `chunk_prefix` tokens in the KV cache.
-
-        The chunk's attention re-reads the prefix KV (the extra cost of chunking) and does
-        4·c·(prefix + c/2)·q_dim/tp FLOPs.
-        """
-        m = self.model
+        `chunk_tokens` whose request already has `chunk_prefix` tokens in the KV cache: one
+        forward of b + c tokens with a decode and a chunk attention kernel per layer. The
+        chunk's re-read of the prefix KV is the extra cost of chunking."""
         b = np.asarray(decode_batch, dtype=float)
-        ctx = np.asarray(decode_context, dtype=float)
         c = np.asarray(chunk_tokens, dtype=float)
-        pre = np.asarray(chunk_prefix, dtype=float)
-        tokens = b + c
-        kv_rank = self.kv_bytes_per_token_per_layer_rank
-        attn_flops = 4.0 * (b * ctx + c * (pre + c / 2.0)) * m.q_dim / self.tp
-        attn_bytes = (b * ctx + pre) * kv_rank + c * (2 * m.q_dim / self.tp) * m.kv_dtype_bytes
-        size = np.cbrt(np.maximum(c, 1.0) * np.maximum(pre + c, 1.0) * m.head_dim)
-        return self._forward(tokens, attn_flops, attn_bytes, size, b + (c > 0))
+        attn = self.decode_attention(b, decode_context) + self.chunk_attention(c, chunk_prefix)
+        return self._forward(b + c, attn, b + (c > 0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -19,6 +20,7 @@ from scipy import optimize
 from planner.hardware import Cluster
 from planner.model import ModelSpec
 from planner.perf import InstancePerf, MemoryPlan, plan_memory
+from planner.perf.iteration import IterationTimer
 from planner.workload import SLO, Workload, request_sample
 
 StrategyName = Literal["vllm", "sarathi", "distserve", "mooncake", "ecoserve"]
@@ -101,6 +103,11 @@ class InstanceModel:
     decode_context: float  # time-averaged context of a decoding request
     kv_batch_limit: float  # decode batch that fills the KV cache at that context
     step_s: np.ndarray  # decode step time at batch 0..len−1 (entry 0 = entry 1)
+
+    @cached_property
+    def timer(self) -> IterationTimer:
+        """Tabulated iteration times for the simulator."""
+        return IterationTimer(self.perf)
 
     @property
     def steps(self) -> np.ndarray:

@@ -19,10 +19,10 @@ import math
 import numpy as np
 
 from planner.queueing import ExpTailWait, mg1_wait, solve_decode_batch
-from planner.strategies.base import Deployment, Latencies, Scenario, Unstable
+from planner.strategies.base import Deployment, InstanceModel, Latencies, Scenario, Unstable
 
 
-def _placement(dep: Deployment, gpus_per_node: int, nodes: int) -> list[tuple[int, int]]:
+def placement(dep: Deployment, gpus_per_node: int, nodes: int) -> list[tuple[int, int]]:
     """(prefill, decode) instances per node: prefill instances packed first, then decode
     instances, filling each node's GPUs in order (instances never straddle nodes)."""
     p_size, d_size = dep.tp * dep.pp, dep.dtp * dep.dpp
@@ -38,7 +38,9 @@ def _placement(dep: Deployment, gpus_per_node: int, nodes: int) -> list[tuple[in
     return layout
 
 
-def _interleaved(dep: Deployment, gpus_per_node: int, nodes: int) -> list[tuple[int, int]] | None:
+def interleaved_placement(
+    dep: Deployment, gpus_per_node: int, nodes: int
+) -> list[tuple[int, int]] | None:
     """DistServe placement: every node hosts the same number of P and D instances, so each
     prefill instance has decode instances in its own node. None when the pools do not split
     evenly over the nodes used or one node cannot hold its share."""
@@ -50,6 +52,15 @@ def _interleaved(dep: Deployment, gpus_per_node: int, nodes: int) -> list[tuple[
         if p * p_size + d * d_size <= gpus_per_node and p >= 1 and d >= 1:
             return [(p, d)] * used
     return None
+
+
+def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: int) -> float:
+    """Share of the intra-node path left for KV: it also carries the TP all-reduces of the
+    node's prefill instances, busy ρ_p of the time with all-reduces taking their share of each
+    prefill (floored at 5%)."""
+    pre = pim.perf.prefill(float(pim.inp.mean()))
+    comm_share = float(pre.comm_s / pre.total_s) * rho_p * prefill_per_node
+    return max(1.0 - comm_share, 0.05)
 
 
 def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Latencies | Unstable:
@@ -67,7 +78,7 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
     kv_bytes = pim.inp * scen.model.kv_bytes_per_token
     kv_mean, kv_m2 = float(kv_bytes.mean()), float((kv_bytes**2).mean())
     if network:
-        layout = _placement(dep, c.gpus_per_node, c.nodes)
+        layout = placement(dep, c.gpus_per_node, c.nodes)
         bw = c.network.node_bandwidth_bytes_s
         latency = c.network.latency_s
         # a KV lands on a decode instance chosen uniformly; those in the sender's node stay local
@@ -76,17 +87,14 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
         link_rate = max(max(out_rates), max(in_rates))
         link_name = f"{c.network.bandwidth_gbit:g} Gb/s NIC"
     else:
-        inter = _interleaved(dep, c.gpus_per_node, c.nodes)
+        inter = interleaved_placement(dep, c.gpus_per_node, c.nodes)
         if inter is None:
             return Unstable(
                 "placement",
                 "DistServe needs every node to hold both prefill and decode instances",
             )
         p_node = inter[0][0]
-        # the intra-node path also carries the TP all-reduces of the node's prefill instances
-        pre = pim.perf.prefill(float(pim.inp.mean()))
-        comm_share = float(pre.comm_s / pre.total_s) * rho_p * p_node
-        free_share = max(1.0 - comm_share, 0.05)
+        free_share = intra_node_free_share(pim, rho_p, p_node)
         bw = c.link.p2p_bandwidth_bytes_s * free_share
         latency = c.link.latency_s
         link_rate = p_node * rate_p

@@ -1,0 +1,110 @@
+"""Goodput by simulation: the highest rate whose simulated attainment meets the SLO target,
+found per seed by the same bracketing and brentq as the analytical goodput (DESIGN.md §3), with
+a Student-t confidence interval over seeds."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, special
+
+from planner.simulate.results import SimResult
+from planner.simulate.run import simulate
+from planner.strategies.base import Deployment, Scenario, deployment_problem
+
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+def default_requests(dep: Deployment) -> int:
+    """Requests per simulation: 250 per instance (so each instance sees a few hundred), at
+    least 2,000 and at most 8,000."""
+    instances = dep.instances + (dep.decode_instances if dep.family == "FuDG" else 0)
+    return int(min(max(250 * instances, 2000), 8000))
+
+
+@dataclass(frozen=True)
+class SimGoodput:
+    """Simulated goodput of one deployment: per-seed rates, their mean and a 95% interval."""
+
+    deployment: Deployment
+    seed_rates: tuple[float, ...]
+    requests: int
+    at_rate: SimResult | None  # the first seed's simulation at the mean goodput
+
+    @property
+    def rate(self) -> float:
+        return float(np.mean(self.seed_rates))
+
+    @property
+    def per_gpu(self) -> float:
+        return self.rate / self.deployment.gpus
+
+    @property
+    def ci_per_gpu(self) -> tuple[float, float]:
+        """95% Student-t interval of the mean per-GPU goodput over seeds."""
+        k = len(self.seed_rates)
+        if k < 2:
+            return self.per_gpu, self.per_gpu
+        sd = float(np.std(self.seed_rates, ddof=1)) / self.deployment.gpus
+        half = float(special.stdtrit(k - 1, 0.975)) * sd / math.sqrt(k)
+        return self.per_gpu - half, self.per_gpu + half
+
+
+def seed_goodput(
+    dep: Deployment, scen: Scenario, seed: int, requests: int, guess: float, rel_tol: float
+) -> float:
+    """One seed's goodput: grow or shrink the guess by 1.5× until attainment crosses the target,
+    then brentq on attainment − target (a step function of the rate, made nearly monotone by
+    the common random numbers of `draw_requests`)."""
+    target = scen.slo.target
+
+    def excess(rate: float) -> float:
+        return simulate(dep, scen, rate, requests=requests, seed=seed).attainment - target + 1e-12
+
+    floor = 1e-3 * dep.gpus
+    lo = hi = max(guess, floor)
+    if excess(lo) >= 0:
+        hi = lo * 1.5
+        while excess(hi) >= 0:
+            lo, hi = hi, hi * 1.5
+            if hi > 1e6:
+                return hi
+    else:
+        lo = hi / 1.5
+        while excess(lo) < 0:
+            lo, hi = lo / 1.5, lo
+            if lo < floor:
+                return 0.0
+    rate = float(optimize.brentq(excess, lo, hi, rtol=rel_tol))
+    while excess(rate) < 0 and rate > lo:
+        rate = max(lo, rate * (1 - rel_tol))
+    return rate
+
+
+def sim_goodput(
+    dep: Deployment,
+    scen: Scenario,
+    *,
+    guess: float | None = None,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    requests: int | None = None,
+    rel_tol: float = 0.01,
+    progress: Callable[[], None] | None = None,
+) -> SimGoodput:
+    """Simulated goodput over `seeds` (guess: where to start looking, e.g. the analytical
+    goodput)."""
+    n = requests or default_requests(dep)
+    if deployment_problem(dep, scen) is not None:
+        return SimGoodput(dep, tuple(0.0 for _ in seeds), n, None)
+    start = guess if guess and guess > 0 else 0.05 * dep.gpus
+    rates = []
+    for s in seeds:
+        rates.append(seed_goodput(dep, scen, s, n, start, rel_tol))
+        if progress is not None:
+            progress()
+    mean = float(np.mean(rates))
+    at = simulate(dep, scen, mean, requests=n, seed=seeds[0]) if mean > 0 else None
+    return SimGoodput(dep, tuple(rates), n, at)

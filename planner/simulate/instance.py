@@ -1,0 +1,341 @@
+"""One simulated serving instance, iteration by iteration (DESIGN.md §1, §3).
+
+Modes:
+  vllm     — separate batching with prefill priority: whenever prompts wait and their KV fits,
+             the next iteration is a prefill batch (up to `max_batched_tokens` tokens); otherwise a
+             decode step of every running request. EcoServe instances run the same way; what
+             differs is which requests the macro-instance scheduler routes to them.
+  sarathi  — every iteration carries all running decodes plus prompt chunks up to the token
+             budget (stall-free chunked prefill).
+  prefill  — FuDG prefill instance: prefill batches only; a prompt's KV stays held until the
+             strategy releases it (after its transfer).
+  decode   — FuDG decode instance: requests arrive with their KV and only decode.
+
+Decode bookkeeping is O(1) per iteration: the instance counts its decode iterations k, a request
+joining at k0 with n steps left finishes at k0 + n (a heap of finish counts), and the KV tokens
+read per step are Σ prompt + B·k − Σ k0. KV memory is paged (vLLM): a prompt's KV is reserved
+when its prefill starts, each decode step adds one token per request, and when the cache is full
+the most recently admitted request is preempted and later recomputed (its prompt plus the tokens
+it had generated), as vLLM's recompute preemption does.
+
+A request's first decode step starts its TPOT clock and ends its TTFT (EcoServe's measure).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from planner.perf.iteration import IterationTimer
+
+Mode = Literal["vllm", "sarathi", "prefill", "decode"]
+
+
+@dataclass
+class RequestTable:
+    """Per-request state shared by all instances of one simulation (plain lists: fast scalar
+    access in the event loop)."""
+
+    arrival_s: list[float]
+    prompt: list[int]  # tokens to prefill (grows by the generated tokens after a preemption)
+    remaining: list[int]  # decode steps still to run
+    steps: list[int]  # decode steps after the first token: output − 1
+    attention_s: list[float]  # attention time of the original prompt on its own
+    first_decode_s: list[float]  # start of the first decode step (−1: not yet)
+    finish_s: list[float]  # end of the last decode step (−1: not yet)
+    preemptions: int = 0
+
+
+@dataclass
+class InstanceStats:
+    prefill_busy_s: float = 0.0
+    decode_busy_s: float = 0.0
+    hybrid_busy_s: float = 0.0
+    iterations: int = 0
+    batch_time_s: float = 0.0  # ∫ decode batch dt
+
+
+@dataclass
+class Instance:
+    """Iteration-level state machine of one instance; the strategy's event loop calls
+    `start(now)` when the instance is free and `complete(now)` when an iteration ends."""
+
+    timer: IterationTimer
+    kv_capacity_tokens: int
+    requests: RequestTable
+    mode: Mode = "vllm"
+    max_batched_tokens: int = 8192
+    chunk_tokens: int = 512
+    on_prefilled: Callable[[int, float], None] | None = None  # prefill mode: hand the KV on
+    waiting: deque[int] = field(default_factory=deque)
+    ready: deque[tuple[float, int]] = field(default_factory=deque)
+    stats: InstanceStats = field(default_factory=InstanceStats)
+    busy: bool = False
+    # decode state
+    k: int = 0
+    n_run: int = 0
+    sum_prompt_run: int = 0
+    sum_k0: int = 0
+    sum_first_s: float = 0.0
+    kv_static: int = 0  # KV tokens of requests prefilling, ready to join, or held for transfer
+    kv_waiting: int = 0  # prompt tokens of requests queued for prefill (not yet reserved)
+    _fin: list[tuple[int, int]] = field(default_factory=list)
+    _k0: dict[int, int] = field(default_factory=dict)
+    _order: list[int] = field(default_factory=list)
+    _progress: dict[int, int] = field(default_factory=dict)  # sarathi: prompt tokens done
+    _current: tuple[str, list[int], float] = ("idle", [], 0.0)
+
+    # ---- queries -----------------------------------------------------------------------------
+    @property
+    def kv_used(self) -> int:
+        return self.sum_prompt_run + self.n_run * self.k - self.sum_k0 + self.kv_static
+
+    def kv_free_for_new(self) -> int:
+        """KV tokens not used and not promised to queued prompts."""
+        return self.kv_capacity_tokens - self.kv_used - self.kv_waiting
+
+    def mean_saved_tpot_s(self, now: float, tpot_slo_s: float) -> float | None:
+        """Mean over running decodes of L_q·S_TPOT − (now − first decode), L_q the steps done
+        (EcoServe admission check 2); None when nothing decodes."""
+        if self.n_run == 0:
+            return None
+        mean_done = self.k - self.sum_k0 / self.n_run
+        return tpot_slo_s * mean_done - now + self.sum_first_s / self.n_run
+
+    def next_ready_s(self) -> float | None:
+        return self.ready[0][0] if self.ready else None
+
+    # ---- arrivals ------------------------------------------------------------------------------
+    def enqueue(self, rid: int) -> None:
+        """A request to prefill here."""
+        self.waiting.append(rid)
+        self.kv_waiting += self.requests.prompt[rid]
+
+    def deliver(self, rid: int, now: float) -> None:
+        """A request whose KV has arrived (decode mode)."""
+        self.ready.append((now, rid))
+
+    def release(self, rid: int) -> None:
+        """Free the KV a prefill instance held for `rid` (its transfer has finished)."""
+        self.kv_static -= self.requests.prompt[rid]
+
+    # ---- iterations ----------------------------------------------------------------------------
+    def start(self, now: float) -> float | None:
+        """Begin the next iteration at `now`; returns its end time, or None when idle."""
+        if self.mode == "sarathi":
+            return self._start_hybrid(now)
+        if self.mode != "decode" and self.waiting:
+            end = self._start_prefill(now)
+            if end is not None:
+                return end
+        if self.mode == "prefill":
+            return None
+        self._join(now)
+        if self.n_run == 0:
+            return None
+        self._make_room()
+        dt = self.timer.decode_s(self.n_run, self._kv_read())
+        self._current = ("decode", [], now + dt)
+        self.stats.decode_busy_s += dt
+        self.stats.batch_time_s += self.n_run * dt
+        self.stats.iterations += 1
+        self.busy = True
+        return now + dt
+
+    def complete(self, now: float) -> None:
+        """End the running iteration at `now`."""
+        kind, batch, done_s = self._current
+        self.busy = False
+        self._current = ("idle", [], 0.0)
+        if kind == "prefill":
+            for rid in batch:
+                self._prefilled(rid, done_s)
+        elif kind in ("decode", "hybrid"):
+            if self.n_run:
+                self._advance(now)
+            for rid in batch:  # sarathi prompts whose last chunk ran
+                self._prefilled(rid, now)
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _start_prefill(self, now: float) -> float | None:
+        req = self.requests
+        batch: list[int] = []
+        tokens = 0
+        attn = 0.0
+        free = self.kv_capacity_tokens - self.kv_used
+        while self.waiting:
+            rid = self.waiting[0]
+            p = req.prompt[rid]
+            if batch and tokens + p > self.max_batched_tokens:
+                break
+            if p > free:
+                break
+            self.waiting.popleft()
+            self.kv_waiting -= p
+            free -= p
+            self.kv_static += p
+            batch.append(rid)
+            tokens += p
+            attn += self._prompt_attention_s(rid)
+        if not batch:
+            if self.kv_used == 0:
+                rid = self.waiting.popleft()
+                self.kv_waiting -= req.prompt[rid]
+                self._reject(rid)
+            return None
+        latency = self.timer.prefill_s(tokens, len(batch), attn)
+        occupied = latency / self.timer.perf.pp  # later stages overlap the next batch
+        self._current = ("prefill", batch, now + latency)
+        self.stats.prefill_busy_s += occupied
+        self.stats.iterations += 1
+        self.busy = True
+        return now + occupied
+
+    def _reject(self, rid: int) -> None:
+        """A request whose KV can never fit this instance: it fails both SLOs."""
+        req = self.requests
+        req.first_decode_s[rid] = float("inf")
+        req.finish_s[rid] = float("inf")
+
+    def _prompt_attention_s(self, rid: int) -> float:
+        req = self.requests
+        if req.remaining[rid] == req.steps[rid]:
+            return req.attention_s[rid]
+        return self.timer.chunk_attention_s(req.prompt[rid], 0.0)  # recompute after preemption
+
+    def _prefilled(self, rid: int, done_s: float) -> None:
+        req = self.requests
+        if req.remaining[rid] <= 0:  # single-token output: done at its prefill
+            self.kv_static -= req.prompt[rid]
+            if req.first_decode_s[rid] < 0:
+                req.first_decode_s[rid] = done_s
+            req.finish_s[rid] = done_s
+            return
+        if self.mode == "prefill":
+            assert self.on_prefilled is not None
+            self.on_prefilled(rid, done_s)
+        else:
+            self.ready.append((done_s, rid))
+
+    def _join(self, now: float) -> None:
+        """Requests whose prefill (or KV transfer) is done join the decode batch."""
+        req = self.requests
+        while self.ready and self.ready[0][0] <= now:
+            _, rid = self.ready[0]
+            p = req.prompt[rid]
+            if self.mode == "decode":
+                if self.kv_used + p > self.kv_capacity_tokens:
+                    if self.kv_used == 0:
+                        self.ready.popleft()
+                        self._reject(rid)
+                        continue
+                    break  # waits for memory
+            else:
+                self.kv_static -= p
+            self.ready.popleft()
+            if req.first_decode_s[rid] < 0:
+                req.first_decode_s[rid] = now
+            self._k0[rid] = self.k
+            heapq.heappush(self._fin, (self.k + req.remaining[rid], rid))
+            self._order.append(rid)
+            self.n_run += 1
+            self.sum_prompt_run += p
+            self.sum_k0 += self.k
+            self.sum_first_s += req.first_decode_s[rid]
+
+    def _kv_read(self) -> float:
+        return float(self.sum_prompt_run + self.n_run * self.k - self.sum_k0)
+
+    def _leave(self, rid: int) -> int:
+        """Take a running request out of the decode batch; returns the steps it did here."""
+        req = self.requests
+        k0 = self._k0.pop(rid)
+        self.n_run -= 1
+        self.sum_prompt_run -= req.prompt[rid]
+        self.sum_k0 -= k0
+        self.sum_first_s -= req.first_decode_s[rid]
+        return self.k - k0
+
+    def _make_room(self) -> None:
+        """Paged KV: the next step adds a token per request; preempt the newest until it fits."""
+        req = self.requests
+        while self.n_run > 1 and self.kv_used + self.n_run > self.kv_capacity_tokens:
+            while self._order[-1] not in self._k0:
+                self._order.pop()
+            rid = self._order.pop()
+            done = self._leave(rid)
+            req.prompt[rid] += done
+            req.remaining[rid] -= done
+            req.preemptions += 1
+            self.waiting.appendleft(rid)
+            self.kv_waiting += req.prompt[rid]
+
+    def _advance(self, now: float) -> None:
+        """One decode step done: requests that reached their last step finish."""
+        req = self.requests
+        self.k += 1
+        fin = self._fin
+        while fin and fin[0][0] <= self.k:
+            kf, rid = heapq.heappop(fin)
+            k0 = self._k0.get(rid)
+            if k0 is None or k0 + req.remaining[rid] != kf:
+                continue  # stale entry of a preempted request
+            self._leave(rid)
+            req.remaining[rid] = 0
+            req.finish_s[rid] = now
+        if not self._k0:
+            self._order.clear()
+
+    def _start_hybrid(self, now: float) -> float | None:
+        """Sarathi: all running decodes plus prompt chunks up to the token budget."""
+        req = self.requests
+        self._join(now)
+        if self.n_run:
+            self._make_room()
+        budget = self.chunk_tokens - self.n_run
+        chunk_s = 0.0
+        chunk_tokens = 0
+        finished: list[int] = []
+        free = self.kv_capacity_tokens - self.kv_used - self.n_run
+        for rid in self.waiting:
+            if budget <= 0:
+                break
+            done = self._progress.get(rid, 0)
+            p = req.prompt[rid]
+            if done == 0:
+                if p > free:
+                    break
+                free -= p
+                self.kv_waiting -= p
+                self.kv_static += p
+            c = min(p - done, budget)
+            chunk_s += self.timer.chunk_attention_s(c, done)
+            chunk_tokens += c
+            budget -= c
+            self._progress[rid] = done + c
+            if done + c >= p:
+                finished.append(rid)
+        for rid in finished:
+            self.waiting.remove(rid)
+            del self._progress[rid]
+        if chunk_tokens == 0 and self.n_run == 0:
+            if self.waiting and self.kv_used == 0:
+                rid = self.waiting.popleft()
+                self.kv_waiting -= req.prompt[rid]
+                self._reject(rid)
+            return None
+        kv = self._kv_read()
+        if chunk_tokens:
+            dt = self.timer.hybrid_s(self.n_run, kv, chunk_s, chunk_tokens)
+            self.stats.hybrid_busy_s += dt
+        else:
+            dt = self.timer.decode_s(self.n_run, kv)
+            self.stats.decode_busy_s += dt
+        self.stats.batch_time_s += self.n_run * dt
+        self.stats.iterations += 1
+        self._current = ("hybrid", finished, now + dt)
+        self.busy = True
+        return now + dt

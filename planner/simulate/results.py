@@ -1,0 +1,83 @@
+"""What one simulation measured: per-request TTFT/TPOT, SLO attainment, percentiles,
+utilisation and the Little's-law check (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.workload import SLO
+
+WARMUP_SHARE = 0.10  # the first 10% of arrivals fill the system and are not measured
+COOLDOWN_SHARE = 0.05  # the last 5% see the system drain and are not measured
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Measured service quality of one deployment at one rate (requests in the measured window
+    only: arrivals from WARMUP_SHARE to 1 − COOLDOWN_SHARE of the stream)."""
+
+    rate: float
+    requests: int
+    attainment: float
+    ttft_attainment: float
+    tpot_attainment: float
+    ttft_s: dict[int, float]
+    tpot_s: dict[int, float]
+    mean_ttft_s: float
+    mean_tpot_s: float
+    utilisation: dict[str, float]
+    mean_decode_batch: float
+    preemptions: int
+    in_system_mean: float  # time-average number of requests in the system (measured window)
+    little_rate_x_sojourn: float  # arrival rate × mean time in system over the same window
+    makespan_s: float
+
+
+def measured_window(n: int) -> slice:
+    return slice(int(n * WARMUP_SHARE), max(int(n * (1.0 - COOLDOWN_SHARE)), 1))
+
+
+def latencies(
+    arrival_s: np.ndarray, first_decode_s: np.ndarray, finish_s: np.ndarray, steps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """TTFT = first decode step start − arrival; TPOT = (finish − first decode) / steps (0 for
+    single-token outputs), as EcoServe measures them."""
+    ttft = first_decode_s - arrival_s
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(steps > 0, (finish_s - first_decode_s) / np.maximum(steps, 1), 0.0)
+    return ttft, np.nan_to_num(tpot, nan=math.inf)
+
+
+def attainment(ttft: np.ndarray, tpot: np.ndarray, slo: SLO) -> tuple[float, float, float]:
+    """(SLO attainment, TTFT attainment, TPOT attainment): joint or the weaker of the two."""
+    ok_t = ttft <= slo.ttft_s
+    ok_p = tpot <= slo.tpot_s
+    a_t, a_p = float(ok_t.mean()), float(ok_p.mean())
+    joint = float((ok_t & ok_p).mean()) if slo.joint else min(a_t, a_p)
+    return joint, a_t, a_p
+
+
+def little_check(arrival_s: np.ndarray, finish_s: np.ndarray) -> tuple[float, float]:
+    """(time-average number in system, λ·W) over the measured window [t0, t1]: N(t) counted
+    from arrival and finish events, λ the arrivals in the window per second, W the mean time
+    in system of those arrivals. Little's law says the two agree."""
+    n = arrival_s.size
+    win = measured_window(n)
+    t0, t1 = float(arrival_s[win.start]), float(arrival_s[win.stop - 1])
+    if not (t1 > t0) or not np.all(np.isfinite(finish_s)):
+        return math.nan, math.nan
+    times = np.concatenate([arrival_s, finish_s])
+    delta = np.concatenate([np.ones(n), -np.ones(n)])
+    order = np.argsort(times, kind="stable")
+    times, count = times[order], np.cumsum(delta[order])
+    # area of N(t) over [t0, t1]: segments [times[i], times[i+1]) at level count[i]
+    left = np.clip(times[:-1], t0, t1)
+    right = np.clip(times[1:], t0, t1)
+    area = float(np.sum(count[:-1] * (right - left)))
+    inside = (arrival_s >= t0) & (arrival_s <= t1)
+    rate = float(inside.sum()) / (t1 - t0)
+    sojourn = float(np.mean(finish_s[inside] - arrival_s[inside]))
+    return area / (t1 - t0), rate * sojourn
