@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,10 @@ from planner.errors import PlannerError
 from planner.estimate import Estimate, estimate_instance
 from planner.evaluate import Evaluation, default_deployments, evaluate
 from planner.search import PlanResult
+from planner.simulate.confirm import Confirmation, to_confirm
+from planner.simulate.confirm import confirm as simulate_confirm
+from planner.simulate.evaluate import SimReport, simulate_deployments
+from planner.simulate.goodput import DEFAULT_SEEDS
 from planner.strategies import Scenario
 from planner.units import GIB
 
@@ -278,6 +283,22 @@ def _render_plan(res: PlanResult) -> None:
         )
 
 
+def _render_confirmation(confirmed: list[Confirmation]) -> None:
+    t = Table(title="simulation check (goodput per GPU)")
+    for col in ("strategy", "deployment", "analytical", "simulated (95% CI)", "gap"):
+        t.add_column(col, overflow="fold")
+    for c in confirmed:
+        lo, hi = c.sim.ci_per_gpu
+        t.add_row(
+            c.ranked.deployment.strategy,
+            c.ranked.deployment.label(),
+            f"{c.ranked.goodput.per_gpu:.3f}",
+            f"{c.sim.per_gpu:.3f} ({lo:.3f}–{hi:.3f})",
+            f"{c.gap:+.1%}",
+        )
+    console.print(t)
+
+
 @app.command("plan")
 def plan_cmd(
     config: Annotated[
@@ -290,10 +311,17 @@ def plan_cmd(
     fmt: Annotated[
         OutputFormat, typer.Option("--format", help="terminal output: table or json")
     ] = OutputFormat.table,
+    confirm: Annotated[
+        bool,
+        typer.Option("--confirm", help="re-measure the top candidates' goodput with the simulator"),
+    ] = False,
+    confirm_top: Annotated[
+        int, typer.Option("--confirm-top", min=1, help="candidates per strategy to confirm")
+    ] = 1,
 ) -> None:
     """Search every strategy's deployments, print the best per strategy and write the report.
 
-    Example: ecoplan plan examples/ecoserve-llama-30b-sharegpt.yaml --out report.md
+    Example: ecoplan plan examples/ecoserve-llama-30b-sharegpt.yaml --out report.md --confirm
     """
     try:
         plan_file, scen = _scenario(config)
@@ -305,23 +333,129 @@ def plan_cmd(
                 bar.update(task, completed=i, total=n)
 
             res = search.plan(scen, plan_file.search, plan_file.objective, progress=tick)
+            confirmed = None
+            if confirm:
+                todo = to_confirm(res, confirm_top)
+                sim_task = bar.add_task(
+                    "simulating top candidates", total=len(todo) * len(DEFAULT_SEEDS)
+                )
+                confirmed = simulate_confirm(
+                    res, confirm_top, progress=lambda: bar.advance(sim_task)
+                )
         png = report.plot_frontier_png(res)
         png_path = out.with_suffix(".png")
         if png is not None:
             report.write_text_atomic(png_path, png)
-        report.write_text_atomic(out, report.render_markdown(res, png_path.name if png else None))
+        text = report.render_markdown(res, png_path.name if png else None, confirmed)
+        report.write_text_atomic(out, text)
     except PlannerError as exc:
         raise fail(exc) from None
     if fmt is OutputFormat.json:
-        typer.echo(report.dumps(res))
+        typer.echo(report.dumps(res, confirmed))
     else:
         _render_plan(res)
+        if confirmed:
+            _render_confirmation(confirmed)
         console.print(f"report written to {out}")
     if res.winner is None:
         err_console.print(
             "error: no deployment meets the SLO; see the report for the binding constraints"
         )
         raise typer.Exit(code=2)
+
+
+def _render_simulation(scen: Scenario, rep: SimReport) -> None:
+    if rep.goodputs:
+        g = Table(title="goodput per GPU: analytical vs simulated")
+        for col in ("strategy", "deployment", "GPUs", "analytical", "simulated (95% CI)", "gap"):
+            g.add_column(col, overflow="fold")
+        for c in rep.goodputs:
+            lo, hi = c.simulated.ci_per_gpu
+            s = c.simulated.per_gpu
+            gap = (c.analytical.per_gpu - s) / s if s > 0 else float("nan")
+            g.add_row(
+                c.analytical.deployment.strategy,
+                c.analytical.deployment.label(),
+                str(c.analytical.deployment.gpus),
+                f"{c.analytical.per_gpu:.3f}",
+                f"{s:.3f} ({lo:.3f}–{hi:.3f})",
+                f"{gap:+.1%}",
+            )
+        console.print(g)
+    t = Table(title=f"simulated service at each rate (SLO attainment target {scen.slo.target:.0%})")
+    for col in (
+        "strategy",
+        "deployment",
+        "req/s",
+        "attain",
+        "TTFT P50/90/99 s",
+        "TPOT P50/90/99 ms",
+        "prefill",
+        "decode",
+        "batch",
+        "preempt",
+    ):
+        t.add_column(col, overflow="fold")
+    for run in rep.runs:
+        r = run.result
+        u = r.utilisation
+        t.add_row(
+            run.deployment.strategy,
+            run.deployment.label(),
+            f"{r.rate:.3g}",
+            f"{r.attainment:.0%}",
+            "/".join(f"{r.ttft_s[q]:.2f}" for q in (50, 90, 99)),
+            "/".join(f"{r.tpot_s[q] * 1e3:.0f}" for q in (50, 90, 99)),
+            f"{u.get('prefill', u.get('hybrid', 0.0)):.0%}",
+            f"{u.get('decode', 0.0):.0%}",
+            f"{r.mean_decode_batch:.1f}",
+            str(r.preemptions),
+        )
+    console.print(t)
+
+
+@app.command("simulate")
+def simulate_cmd(
+    config: Annotated[
+        Path | None, typer.Argument(help="plan file (YAML); default scenario if omitted")
+    ] = None,
+    rate: Annotated[
+        list[float] | None,
+        typer.Option("--rate", help="request rate to simulate (repeatable); default: find goodput"),
+    ] = None,
+    requests: Annotated[
+        int | None, typer.Option("--requests", min=100, help="requests per simulation")
+    ] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds for goodput")] = 3,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="first seed")] = 0,
+) -> None:
+    """Simulate the plan file's deployments (or one per strategy) with the discrete-event
+    simulator: attainment, TTFT/TPOT percentiles and utilisation, and without --rate the
+    simulated goodput next to the analytical one.
+
+    Example: ecoplan simulate examples/ecoserve-codellama-34b-sharegpt.yaml --rate 20
+    """
+    try:
+        plan, scen = _scenario(config)
+        deps = [d.build() for d in plan.deployments] or default_deployments(scen)
+        rates = rate or plan.rates
+        if rates and any(not (r > 0 and math.isfinite(r)) for r in rates):
+            raise PlannerError("--rate: rates must be positive numbers")
+        seed_list = list(range(seed, seed + seeds))
+        with Progress(transient=True, console=err_console) as bar:
+            total = len(deps) * (len(rates) if rates else len(seed_list))
+            task = bar.add_task("simulating", total=total)
+            rep = simulate_deployments(
+                scen,
+                deps,
+                rates,
+                seeds=seed_list,
+                requests=requests,
+                progress=lambda: bar.advance(task),
+            )
+    except PlannerError as exc:
+        raise fail(exc) from None
+    _render_simulation(scen, rep)
 
 
 @app.command("schema")

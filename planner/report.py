@@ -11,6 +11,7 @@ from typing import Any
 
 from planner.errors import PlannerError
 from planner.search import PlanResult, Ranked
+from planner.simulate.confirm import Confirmation
 from planner.strategies import FAMILY
 from planner.units import GIB
 
@@ -95,7 +96,63 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def render_markdown(res: PlanResult, png_name: str | None = None) -> str:
+def _confirmation_section(confirmed: list[Confirmation]) -> list[str]:
+    rows = []
+    for c in confirmed:
+        d = c.ranked.deployment
+        lo, hi = c.sim.ci_per_gpu
+        at = c.sim.at_rate
+        rows.append(
+            [
+                d.strategy,
+                d.label(),
+                f"{c.ranked.goodput.per_gpu:.3f}",
+                f"{c.sim.per_gpu:.3f} ({lo:.3f}–{hi:.3f})",
+                f"{c.gap:+.1%}",
+                _s(at.ttft_s[90]) if at else "–",
+                _ms(at.tpot_s[90]) if at else "–",
+                f"{at.mean_decode_batch:.1f}" if at else "–",
+            ]
+        )
+    best_sim = max(confirmed, key=lambda c: c.sim.per_gpu)
+    best_ana = max(confirmed, key=lambda c: c.ranked.goodput.per_gpu)
+    agree = (
+        "The simulator agrees on the best candidate."
+        if best_sim is best_ana
+        else f"The simulator ranks **{best_sim.ranked.deployment.strategy} "
+        f"{best_sim.ranked.deployment.label()}** first ({best_sim.sim.per_gpu:.3f} req/s per GPU)."
+    )
+    seeds = len(confirmed[0].sim.seed_rates)
+    return [
+        "## Simulation check",
+        "",
+        f"Goodput re-measured by the discrete-event simulator (iteration level, "
+        f"{confirmed[0].sim.requests:,}+ requests per run, {seeds} seeds; 95% interval over "
+        "seeds). Gap = (analytical − simulated) / simulated. P90 latencies and mean decode batch "
+        "are the simulation's at its goodput.",
+        "",
+        _table(
+            [
+                "strategy",
+                "deployment",
+                "analytical/GPU",
+                "simulated/GPU (95% CI)",
+                "gap",
+                "P90 TTFT",
+                "P90 TPOT",
+                "decode batch",
+            ],
+            rows,
+        ),
+        "",
+        agree,
+        "",
+    ]
+
+
+def render_markdown(
+    res: PlanResult, png_name: str | None = None, confirmed: list[Confirmation] | None = None
+) -> str:
     s = res.scenario
     c = s.cluster
     target = res.objective.target_rate
@@ -170,6 +227,8 @@ def render_markdown(res: PlanResult, png_name: str | None = None) -> str:
     ]
     if png_name:
         lines += [f"![Pareto frontier]({png_name})", ""]
+    if confirmed:
+        lines += _confirmation_section(confirmed)
     g0 = c.gpu
     lines += [
         "## Assumptions",
@@ -222,7 +281,7 @@ def plot_frontier_png(res: PlanResult) -> bytes | None:
     return buf.getvalue()
 
 
-def to_json(res: PlanResult) -> dict[str, Any]:
+def to_json(res: PlanResult, confirmed: list[Confirmation] | None = None) -> dict[str, Any]:
     def item(r: Ranked) -> dict[str, Any]:
         g = r.goodput
         p = g.prediction
@@ -253,6 +312,18 @@ def to_json(res: PlanResult) -> dict[str, Any]:
         "evaluated": res.evaluated,
         "pruned": res.pruned,
         "memory_gib_per_gpu": res.scenario.cluster.gpu.memory_bytes / GIB,
+        "simulation_check": [
+            {
+                "strategy": c.ranked.deployment.strategy,
+                "deployment": c.ranked.deployment.label(),
+                "analytical_per_gpu": c.ranked.goodput.per_gpu,
+                "simulated_per_gpu": c.sim.per_gpu,
+                "simulated_ci_per_gpu": list(c.sim.ci_per_gpu),
+                "seed_rates": list(c.sim.seed_rates),
+                "gap": c.gap,
+            }
+            for c in confirmed or []
+        ],
     }
 
 
@@ -267,5 +338,5 @@ def _finite(o: Any) -> Any:
     return o
 
 
-def dumps(res: PlanResult) -> str:
-    return json.dumps(_finite(to_json(res)), indent=2, allow_nan=False)
+def dumps(res: PlanResult, confirmed: list[Confirmation] | None = None) -> str:
+    return json.dumps(_finite(to_json(res, confirmed)), indent=2, allow_nan=False)

@@ -74,6 +74,7 @@ class Instance:
     ready: deque[tuple[float, int]] = field(default_factory=deque)
     stats: InstanceStats = field(default_factory=InstanceStats)
     busy: bool = False
+    window_s: tuple[float, float] = (0.0, float("inf"))  # iterations starting here are counted
     # decode state
     k: int = 0
     n_run: int = 0
@@ -86,6 +87,7 @@ class Instance:
     _k0: dict[int, int] = field(default_factory=dict)
     _order: list[int] = field(default_factory=list)
     _progress: dict[int, int] = field(default_factory=dict)  # sarathi: prompt tokens done
+    _recomputed: set[int] = field(default_factory=set)  # preempted, KV rebuilt here
     _current: tuple[str, list[int], float] = ("idle", [], 0.0)
 
     # ---- queries -----------------------------------------------------------------------------
@@ -127,7 +129,7 @@ class Instance:
         """Begin the next iteration at `now`; returns its end time, or None when idle."""
         if self.mode == "sarathi":
             return self._start_hybrid(now)
-        if self.mode != "decode" and self.waiting:
+        if self.waiting:  # decode instances prefill only to recompute preempted requests
             end = self._start_prefill(now)
             if end is not None:
                 return end
@@ -139,9 +141,10 @@ class Instance:
         self._make_room()
         dt = self.timer.decode_s(self.n_run, self._kv_read())
         self._current = ("decode", [], now + dt)
-        self.stats.decode_busy_s += dt
-        self.stats.batch_time_s += self.n_run * dt
-        self.stats.iterations += 1
+        if self.window_s[0] <= now < self.window_s[1]:
+            self.stats.decode_busy_s += dt
+            self.stats.batch_time_s += self.n_run * dt
+            self.stats.iterations += 1
         self.busy = True
         return now + dt
 
@@ -189,8 +192,10 @@ class Instance:
         latency = self.timer.prefill_s(tokens, len(batch), attn)
         occupied = latency / self.timer.perf.pp  # later stages overlap the next batch
         self._current = ("prefill", batch, now + latency)
-        self.stats.prefill_busy_s += occupied
-        self.stats.iterations += 1
+        if self.window_s[0] <= now < self.window_s[1]:
+            self.stats.prefill_busy_s += occupied
+            self.stats.batch_time_s += self.n_run * occupied  # decodes wait in the batch
+            self.stats.iterations += 1
         self.busy = True
         return now + occupied
 
@@ -226,7 +231,7 @@ class Instance:
         while self.ready and self.ready[0][0] <= now:
             _, rid = self.ready[0]
             p = req.prompt[rid]
-            if self.mode == "decode":
+            if self.mode == "decode" and rid not in self._recomputed:
                 if self.kv_used + p > self.kv_capacity_tokens:
                     if self.kv_used == 0:
                         self.ready.popleft()
@@ -235,6 +240,7 @@ class Instance:
                     break  # waits for memory
             else:
                 self.kv_static -= p
+                self._recomputed.discard(rid)
             self.ready.popleft()
             if req.first_decode_s[rid] < 0:
                 req.first_decode_s[rid] = now
@@ -270,6 +276,7 @@ class Instance:
             req.prompt[rid] += done
             req.remaining[rid] -= done
             req.preemptions += 1
+            self._recomputed.add(rid)
             self.waiting.appendleft(rid)
             self.kv_waiting += req.prompt[rid]
 
@@ -328,14 +335,16 @@ class Instance:
                 self._reject(rid)
             return None
         kv = self._kv_read()
+        counted = self.window_s[0] <= now < self.window_s[1]
         if chunk_tokens:
             dt = self.timer.hybrid_s(self.n_run, kv, chunk_s, chunk_tokens)
-            self.stats.hybrid_busy_s += dt
+            self.stats.hybrid_busy_s += dt if counted else 0.0
         else:
             dt = self.timer.decode_s(self.n_run, kv)
-            self.stats.decode_busy_s += dt
-        self.stats.batch_time_s += self.n_run * dt
-        self.stats.iterations += 1
+            self.stats.decode_busy_s += dt if counted else 0.0
+        if counted:
+            self.stats.batch_time_s += self.n_run * dt
+            self.stats.iterations += 1
         self._current = ("hybrid", finished, now + dt)
         self.busy = True
         return now + dt

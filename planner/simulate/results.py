@@ -10,14 +10,14 @@ import numpy as np
 
 from planner.workload import SLO
 
-WARMUP_SHARE = 0.10  # the first 10% of arrivals fill the system and are not measured
-COOLDOWN_SHARE = 0.05  # the last 5% see the system drain and are not measured
+WARMUP_LIVES = 1.5  # arrivals during the first 1.5 request lifetimes fill the system
+COOLDOWN_LIVES = 0.5  # and arrivals after the measured ones keep it loaded while they finish
 
 
 @dataclass(frozen=True)
 class SimResult:
-    """Measured service quality of one deployment at one rate (requests in the measured window
-    only: arrivals from WARMUP_SHARE to 1 − COOLDOWN_SHARE of the stream)."""
+    """Measured service quality of one deployment at one rate (the `requests` measured requests
+    only; see `measured_window`)."""
 
     rate: float
     requests: int
@@ -36,8 +36,13 @@ class SimResult:
     makespan_s: float
 
 
-def measured_window(n: int) -> slice:
-    return slice(int(n * WARMUP_SHARE), max(int(n * (1.0 - COOLDOWN_SHARE)), 1))
+def measured_window(requests: int, rate: float, lifetime_s: float) -> tuple[int, slice]:
+    """(total requests to simulate, which of them to measure): `requests` measured arrivals
+    after a warm-up of WARMUP_LIVES typical lifetimes (so the decode batch has built up), then
+    COOLDOWN_LIVES lifetimes more arrivals so the last measured ones finish under load."""
+    warm = math.ceil(rate * WARMUP_LIVES * lifetime_s)
+    cool = math.ceil(rate * COOLDOWN_LIVES * lifetime_s)
+    return warm + requests + cool, slice(warm, warm + requests)
 
 
 def latencies(
@@ -60,12 +65,11 @@ def attainment(ttft: np.ndarray, tpot: np.ndarray, slo: SLO) -> tuple[float, flo
     return joint, a_t, a_p
 
 
-def little_check(arrival_s: np.ndarray, finish_s: np.ndarray) -> tuple[float, float]:
+def little_check(arrival_s: np.ndarray, finish_s: np.ndarray, win: slice) -> tuple[float, float]:
     """(time-average number in system, λ·W) over the measured window [t0, t1]: N(t) counted
     from arrival and finish events, λ the arrivals in the window per second, W the mean time
     in system of those arrivals. Little's law says the two agree."""
     n = arrival_s.size
-    win = measured_window(n)
     t0, t1 = float(arrival_s[win.start]), float(arrival_s[win.stop - 1])
     if not (t1 > t0) or not np.all(np.isfinite(finish_s)):
         return math.nan, math.nan

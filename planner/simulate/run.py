@@ -78,8 +78,10 @@ class _Loop:
         if due is not None and due > now:
             self.push(due, _WAKE, i)
 
-    def run(self, stream: RequestStream, route: Callable[[int, float], None]) -> None:
+    def run(self, stream: RequestStream, route: Callable[[int, float], None], win: slice) -> None:
         arrivals = stream.arrival_s.tolist()
+        for inst in self.instances:
+            inst.window_s = (arrivals[win.start], arrivals[win.stop - 1])
         n = len(arrivals)
         nxt = 0
         heap = self.heap
@@ -133,7 +135,7 @@ def _instances(
     ]
 
 
-def _nodg(dep: Deployment, scen: Scenario, stream: RequestStream, seed: int) -> _Loop:
+def _nodg(dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, win: slice) -> _Loop:
     im = scen.instance(dep.tp, dep.pp)
     table = _table(stream, im)
     mode: Mode = "sarathi" if dep.strategy == "sarathi" else "vllm"
@@ -145,11 +147,13 @@ def _nodg(dep: Deployment, scen: Scenario, stream: RequestStream, seed: int) -> 
         loop.instances[i].enqueue(rid)
         loop.kick(i, now)
 
-    loop.run(stream, route)
+    loop.run(stream, route, win)
     return loop
 
 
-def _fudg(dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, rate: float) -> _Loop:
+def _fudg(
+    dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, rate: float, win: slice
+) -> _Loop:
     pim = scen.instance(dep.tp, dep.pp)
     dim = scen.instance(dep.dtp, dep.dpp)
     table = _table(stream, pim)
@@ -221,11 +225,13 @@ def _fudg(dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, rat
         insts[i].enqueue(rid)
         loop.kick(i, now)
 
-    loop.run(stream, route)
+    loop.run(stream, route, win)
     return loop
 
 
-def _ecoserve(dep: Deployment, scen: Scenario, stream: RequestStream, seed: int) -> _Loop:
+def _ecoserve(
+    dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, win: slice
+) -> _Loop:
     im = scen.instance(dep.tp, dep.pp)
     table = _table(stream, im)
     n_inst = dep.macro_size
@@ -282,41 +288,49 @@ def _ecoserve(dep: Deployment, scen: Scenario, stream: RequestStream, seed: int)
             dispatch(m, now)
 
     loop.after_iteration = after_iteration
-    loop.run(stream, route)
+    loop.run(stream, route, win)
     return loop
 
 
 def simulate(
     dep: Deployment, scen: Scenario, rate: float, *, requests: int = 4000, seed: int = 0
 ) -> SimResult:
-    """Simulate `requests` requests at `rate` requests/s through `dep`; deterministic per seed."""
+    """Simulate `dep` at `rate` requests/s and measure `requests` requests after a warm-up
+    (`measured_window`; a request's typical lifetime is S_TTFT + E[steps]·S_TPOT); the result
+    is deterministic per seed."""
     problem = deployment_problem(dep, scen)
     if problem is not None:
         raise PlannerError(f"{dep.strategy} {dep.label()}: {problem}")
     if not (rate > 0 and math.isfinite(rate)):
         raise PlannerError(f"rate must be a positive number, got {rate}")
-    stream = draw_requests(scen.workload, scen.model.max_context, requests, rate, seed)
+    im = scen.instance(dep.dtp, dep.dpp)
+    lifetime = scen.slo.ttft_s + im.mean_steps * scen.slo.tpot_s
+    total, win = measured_window(requests, rate, lifetime)
+    stream = draw_requests(scen.workload, scen.model.max_context, total, rate, seed)
     if dep.family == "NoDG":
-        loop = _nodg(dep, scen, stream, seed)
+        loop = _nodg(dep, scen, stream, seed, win)
     elif dep.family == "FuDG":
-        loop = _fudg(dep, scen, stream, seed, rate)
+        loop = _fudg(dep, scen, stream, seed, rate, win)
     else:
-        loop = _ecoserve(dep, scen, stream, seed)
-    return _measure(dep, scen, stream, loop, rate)
+        loop = _ecoserve(dep, scen, stream, seed, win)
+    return _measure(scen, stream, loop, rate, win)
 
 
 def _measure(
-    dep: Deployment, scen: Scenario, stream: RequestStream, loop: _Loop, rate: float
+    scen: Scenario, stream: RequestStream, loop: _Loop, rate: float, win: slice
 ) -> SimResult:
     table = loop.instances[0].requests
     first = np.asarray(table.first_decode_s)
     finish = np.asarray(table.finish_s)
+    first[first < 0] = np.inf  # never served (cannot happen unless the loop stalls)
+    finish[finish < 0] = np.inf
     steps = np.asarray(table.steps)
     ttft_all, tpot_all = latencies(stream.arrival_s, first, finish, steps)
-    win = measured_window(stream.size)
     ttft, tpot = ttft_all[win], tpot_all[win]
     joint, a_t, a_p = attainment(ttft, tpot, scen.slo)
     makespan = float(np.max(finish[np.isfinite(finish)], initial=0.0)) or 1e-9
+    t0, t1 = loop.instances[0].window_s
+    span = max(t1 - t0, 1e-9)
     util: dict[str, float] = {}
     insts = loop.instances
     for key, pick in (
@@ -326,13 +340,13 @@ def _measure(
     ):
         busy = [pick(x.stats) for x in insts]
         if any(busy):
-            util[key] = float(np.mean(busy)) / makespan
+            util[key] = float(np.mean(busy)) / span
     decoding = [x for x in insts if x.mode != "prefill"]
-    batch = float(np.mean([x.stats.batch_time_s for x in decoding])) / makespan
-    in_system, little = little_check(stream.arrival_s, finish)
+    batch = float(np.mean([x.stats.batch_time_s for x in decoding])) / span
+    in_system, little = little_check(stream.arrival_s, finish, win)
     return SimResult(
         rate=rate,
-        requests=stream.size,
+        requests=win.stop - win.start,
         attainment=joint,
         ttft_attainment=a_t,
         tpot_attainment=a_p,

@@ -21,6 +21,7 @@ from planner.hardware import Cluster
 from planner.model import ModelSpec
 from planner.perf import InstancePerf, MemoryPlan, plan_memory
 from planner.perf.iteration import IterationTimer
+from planner.perf.memory import DEFAULT_MAX_BATCHED_TOKENS
 from planner.workload import SLO, Workload, request_sample
 
 StrategyName = Literal["vllm", "sarathi", "distserve", "mooncake", "ecoserve"]
@@ -103,6 +104,37 @@ class InstanceModel:
     decode_context: float  # time-averaged context of a decoding request
     kv_batch_limit: float  # decode batch that fills the KV cache at that context
     step_s: np.ndarray  # decode step time at batch 0..len−1 (entry 0 = entry 1)
+
+    @cached_property
+    def _batch_grid_s(self) -> np.ndarray:
+        """Time of a prefill batch of k mean-length prompts, k = 0..K (K: the token budget)."""
+        mean_in = max(float(self.inp.mean()), 1.0)
+        top = max(int(DEFAULT_MAX_BATCHED_TOKENS // mean_in), 1)
+        k = np.arange(top + 1, dtype=float)
+        grid = self.perf.prefill(mean_in, np.maximum(k, 1.0)).total_s / self.perf.pp
+        return np.asarray(grid, dtype=float)
+
+    def prefill_batching(self, rate: float) -> tuple[float, float]:
+        """Prefill batching at `rate` prompts/s into one prefill queue (DESIGN.md §2, §3):
+        (service factor φ, latency factor).
+
+        Waiting prompts run as one batch (up to the token budget), so a batch holds the prompt
+        that starts it plus those that arrived while the previous batch ran: k = 1 + λ·T(k),
+        T(k) the time of k mean-length prompts. Each prompt then occupies the server
+        T(k)/k instead of T(1), a factor φ = T(k)/(k·T(1)), and waits T(k)/T(1) times its own
+        prefill for its batch to finish."""
+        grid = self._batch_grid_s
+        k = np.arange(grid.size, dtype=float)
+        ok = np.nonzero(1.0 + rate * grid[1:] <= k[1:])[0]
+        kb = float(k[1:][ok[0]]) if ok.size else float(grid.size - 1)
+        if ok.size and ok[0] > 0:  # interpolate the crossing between kb − 1 and kb
+            i = int(kb)
+            lo = 1.0 + rate * grid[i - 1] - (i - 1)
+            hi = 1.0 + rate * grid[i] - i
+            kb = i - 1 + lo / (lo - hi)
+        t_k = float(np.interp(kb, k, grid))
+        t_1 = float(grid[1])
+        return float(t_k / (kb * t_1)), float(t_k / t_1)
 
     @cached_property
     def timer(self) -> IterationTimer:

@@ -1,9 +1,9 @@
 """FuDG: separate prefill and decode instances that ship the KV cache (DESIGN.md §1, §3).
 
 Prefill pool: n_p instances, each an M/G/1 (G/G/1) prefill queue at λ/n_p (DistServe's model,
-PP as a pipelined server of stage time latency/pp). After prefill the request's KV,
-input·kv_bytes_per_token, crosses a link modelled as a queue whose service time is
-KV bytes / effective bandwidth:
+PP as a pipelined server of stage time latency/pp; waiting prompts batched as in NoDG). After
+prefill the request's KV, input·kv_bytes_per_token, crosses a link modelled as a queue whose
+service time is KV bytes / effective bandwidth:
   distserve — P and D instances share a node; KV goes over the intra-node path (PCIe/NVLink),
     whose bandwidth is shared with the TP all-reduces of the instances on it.
   mooncake — KV goes over the NICs; the busiest node NIC direction sets the queue.
@@ -69,7 +69,9 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
     ca2 = scen.workload.arrivals.ca2
     c = scen.cluster
     rate_p = rate / dep.instances
-    rho_p = rate_p * pim.service_mean_s
+    phi, lat = pim.prefill_batching(rate_p)
+    s_mean, s_m2 = pim.service_mean_s * phi, pim.service_m2_s2 * phi**2
+    rho_p = rate_p * s_mean
     if rho_p >= 1.0:
         return Unstable(
             "prefill capacity", f"prefill utilisation {rho_p:.2f} ≥ 1", {"prefill": rho_p}
@@ -128,8 +130,8 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
             {"prefill": rho_p, "network": rho_net},
         )
     t_d = dim.step_at(batch)
-    wait: ExpTailWait = mg1_wait(rate_p, pim.service_mean_s, pim.service_m2_s2, ca2).plus(net_wait)
-    fixed = pim.prefill_s + xfer + latency + t_d / 2.0
+    wait: ExpTailWait = mg1_wait(rate_p, s_mean, s_m2, ca2).plus(net_wait)
+    fixed = pim.prefill_s * lat + xfer + latency + t_d / 2.0
     n = dim.steps
 
     def ttft_cdf(t: float) -> np.ndarray:

@@ -1,9 +1,11 @@
 """NoDG: prefill and decode colocated in each instance (DESIGN.md §1, §3).
 
 vllm — separate batching, prefill priority. Per instance (rate λ/n), prefills form an M/G/1
-  (G/G/1) queue with utilisation ρ_p = λ_i·E[s]. A request's first decode waits until the prefill
-  queue empties, so TTFT = (W_q + p_i)/(1 − ρ_p) + r, with W_q exponential-tailed (Allen–Cunneen
-  mean) and r the residual of the decode step in progress (t_d/2). Decodes run only when no
+  (G/G/1) queue with utilisation ρ_p = λ_i·E[s], s the per-prompt share of a prefill batch
+  (waiting prompts are batched; see InstanceModel.prefill_batching). A request's first decode
+  waits until the prefill queue empties, so TTFT = (W_q + p_i)/(1 − ρ_p) + r, with W_q
+  exponential-tailed (Allen–Cunneen mean), p_i its prefill stretched by its batch, and r the
+  residual of the decode step in progress (t_d/2). Decodes run only when no
   prefill waits: TPOT_i = t_d(B) + X_i/n_i, where X_i is the prefill work arriving during the
   request's n_i decode steps (compound renewal sum, Gamma moment match). Decode batch B from
   Little's law with TPOT = t_d(B)/(1 − ρ_p).
@@ -37,8 +39,11 @@ def kv_check(im: InstanceModel, batch: float) -> Unstable | None:
 
 
 def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | Unstable:
-    """vLLM-style separate batching on one instance receiving `rate_i` requests/s."""
-    rho = rate_i * im.service_mean_s
+    """vLLM-style separate batching on one instance receiving `rate_i` requests/s; waiting
+    prompts are prefilled together (`InstanceModel.prefill_batching`)."""
+    phi, lat = im.prefill_batching(rate_i)
+    s_mean, s_m2 = im.service_mean_s * phi, im.service_m2_s2 * phi**2
+    rho = rate_i * s_mean
     if rho >= 1.0:
         return Unstable("prefill capacity", f"prefill utilisation {rho:.2f} ≥ 1", {"prefill": rho})
     slowdown = 1.0 / (1.0 - rho)
@@ -52,12 +57,12 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
     if (bad := kv_check(im, batch)) is not None:
         return bad
     t_d = im.step_at(batch)
-    wait = mg1_wait(rate_i, im.service_mean_s, im.service_m2_s2, ca2)
+    wait = mg1_wait(rate_i, s_mean, s_m2, ca2)
     residual = t_d / 2.0
-    fixed = im.prefill_s
+    fixed = im.prefill_s * lat
     n = im.steps
     life = n * t_d * slowdown
-    x_mean, x_var = compound_moments(rate_i, life, im.service_mean_s, im.service_m2_s2, ca2)
+    x_mean, x_var = compound_moments(rate_i, life, s_mean, s_m2, ca2)
 
     def ttft_cdf(t: float) -> np.ndarray:
         return wait.cdf((t - residual) * (1.0 - rho) - fixed)

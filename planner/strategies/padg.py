@@ -1,12 +1,14 @@
 """PaDG: EcoServe's temporal disaggregation with rolling activation (DESIGN.md §1, fluid model).
 
 A macro instance of N instances receives λ_m = λ / (macro instances). One instance at a time is
-"active": it admits new requests until the prefill work admitted since its switch reaches the
-window budget P (admission check 1, TTFT), then the next instance in turn becomes active. Each
-instance therefore sees its own prefills in windows of P seconds of work, one per rotation of
-period T = N·P/min(ρ_w, 1), with ρ_w = λ_m·E[s] the load on the active instance. Per instance the
-prefill share is f_p = λ_m·E[s]/N and the mean TPOT is t_d(B)/(1 − f_p − 2δ/T) (δ: one
-iteration of switching overhead per phase change); the decode batch follows from Little's law.
+"active": it admits new requests until the predicted prefill work admitted since its switch
+reaches the window budget P (admission check 1, TTFT), then the next instance in turn becomes
+active. The window fills at λ_m·E[s] of predicted work per second (s: a prompt's prefill on its
+own), so the rotation period is T = N·P/(λ_m·E[s]). The active instance batches the prompts it
+admits (factor φ of InstanceModel.prefill_batching), so a window's work takes φ·P and the
+active instance is busy ρ_w = φ·λ_m·E[s]. Per instance the prefill share is f_p = ρ_w/N and the
+mean TPOT is t_d(B)/(1 − f_p − 2δ/T) (δ: one iteration of switching overhead per phase
+change); the decode batch follows from Little's law.
 
 Admission check 2 (mean saved TPOT ≥ admitted prefill work) shrinks the window to the mean slack
 of the decoding requests, E[n²]/(2E[n])·(S_TPOT − TPOT); check 3 bounds the batch by KV memory.
@@ -18,7 +20,7 @@ TTFT_i = min((W_q + p_i)/(1 − ρ_w) + r, P) when ρ_w < 1, and min(U[P(1 − 1
 when the active instance is overloaded during its window.
 TPOT: windows hit a request periodically, not as a Poisson stream: with x_i = n_i·t_d / (T − P)
 expected windows during its n_i decode steps, it meets ⌊x_i⌋ or ⌈x_i⌉ of them, each adding
-(P + 2δ)/n_i to its TPOT.
+(φ·P + 2δ)/n_i to its TPOT.
 With N = 1 the model is exactly NoDG (vLLM): the single instance is always active.
 """
 
@@ -41,8 +43,10 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         return vllm_instance(im, rate_m, ca2)
     slo = scen.slo
     budget = min(dep.window_s if dep.window_s is not None else slo.ttft_s, slo.ttft_s)
-    s_mean = im.service_mean_s
-    rho_w = rate_m * s_mean
+    s_mean = im.service_mean_s  # predicted prefill work per request (admission units)
+    phi, lat = im.prefill_batching(rate_m)  # the active instance batches what it admits
+    rho_pred = rate_m * s_mean  # predicted work admitted per second
+    rho_w = rho_pred * phi  # busy share of the active instance
     f_p = rho_w / n_inst
     if f_p >= 1.0:
         return Unstable(
@@ -56,7 +60,7 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         """Window of prefill work (admission checks 1 and 2) and rotation period."""
         slack = slack_factor * max(slo.tpot_s - tpot_guess, 0.0)
         window = min(budget, max(slack, 0.0))
-        period = n_inst * window / min(rho_w, 1.0) if rho_w > 0 else np.inf
+        period = n_inst * window / rho_pred if rho_pred > 0 else np.inf
         return window, period
 
     # fixed point: TPOT depends on the window (switch overhead), the window on TPOT (slack)
@@ -87,10 +91,10 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         return bad
     t_d = im.step_at(batch)
     residual = t_d / 2.0 + delta
-    wait = mg1_wait(rate_m, s_mean, im.service_m2_s2, ca2) if rho_w < 1.0 else None
-    fixed = im.prefill_s
-    decode_time = max(period - window, 1e-9)
-    hit = window + 2.0 * delta
+    wait = mg1_wait(rate_m, s_mean * phi, im.service_m2_s2 * phi**2, ca2) if rho_w < 1.0 else None
+    fixed = im.prefill_s * lat
+    hit = window * phi + 2.0 * delta  # a window's admitted work, run in batches
+    decode_time = max(period - hit, 1e-9)
     x = n * t_d / decode_time
     k_lo = np.floor(x)
     frac = x - k_lo

@@ -1,0 +1,45 @@
+"""`ecoplan plan --confirm`: re-evaluate the planner's top candidates with the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from planner.search import PlanResult, Ranked
+from planner.simulate.goodput import DEFAULT_SEEDS, SimGoodput, sim_goodput
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """One candidate's analytical and simulated goodput."""
+
+    ranked: Ranked
+    sim: SimGoodput
+
+    @property
+    def gap(self) -> float:
+        """(analytical − simulated) / simulated per-GPU goodput."""
+        s = self.sim.per_gpu
+        a = self.ranked.goodput.per_gpu
+        return (a - s) / s if s > 0 else (0.0 if a == 0 else float("inf"))
+
+
+def to_confirm(res: PlanResult, top: int) -> list[Ranked]:
+    """The first `top` feasible candidates of each strategy, best first."""
+    return [r for items in res.per_strategy.values() for r in items[:top] if r.goodput.rate > 0]
+
+
+def confirm(
+    res: PlanResult,
+    top: int = 1,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    progress: Callable[[], None] | None = None,
+) -> list[Confirmation]:
+    """Simulated goodput (over `seeds`) of each strategy's top candidates, starting the search
+    at the analytical goodput."""
+    out = []
+    for r in to_confirm(res, top):
+        g = r.goodput
+        sim = sim_goodput(g.deployment, res.scenario, guess=g.rate, seeds=seeds, progress=progress)
+        out.append(Confirmation(r, sim))
+    return out
