@@ -114,27 +114,37 @@ class InstanceModel:
         grid = self.perf.prefill(mean_in, np.maximum(k, 1.0)).total_s / self.perf.pp
         return np.asarray(grid, dtype=float)
 
+    @property
+    def max_prefill_batch(self) -> float:
+        """Mean-length prompts that fill the per-iteration token budget."""
+        return float(self._batch_grid_s.size - 1)
+
+    def batch_factor(self, k: float) -> tuple[float, float]:
+        """For prefill batches of k mean-length prompts: (service factor φ = T(k)/(k·T(1)),
+        extra latency T(k) − T(1) a prompt waits for the others of its batch)."""
+        grid = self._batch_grid_s
+        kb = min(max(k, 1.0), self.max_prefill_batch)
+        t_k = float(np.interp(kb, np.arange(grid.size, dtype=float), grid))
+        t_1 = float(grid[1])
+        return t_k / (kb * t_1), t_k - t_1
+
     def prefill_batching(self, rate: float) -> tuple[float, float]:
         """Prefill batching at `rate` prompts/s into one prefill queue (DESIGN.md §2, §3):
-        (service factor φ, latency factor).
+        `batch_factor` at the batch size k where k = 1 + λ·T(k).
 
         Waiting prompts run as one batch (up to the token budget), so a batch holds the prompt
-        that starts it plus those that arrived while the previous batch ran: k = 1 + λ·T(k),
-        T(k) the time of k mean-length prompts. Each prompt then occupies the server
-        T(k)/k instead of T(1), a factor φ = T(k)/(k·T(1)), and waits T(k)/T(1) times its own
-        prefill for its batch to finish."""
+        that starts it plus those that arrived while the previous batch ran (T(k): the time of
+        k mean-length prompts)."""
         grid = self._batch_grid_s
         k = np.arange(grid.size, dtype=float)
         ok = np.nonzero(1.0 + rate * grid[1:] <= k[1:])[0]
-        kb = float(k[1:][ok[0]]) if ok.size else float(grid.size - 1)
+        kb = float(k[1:][ok[0]]) if ok.size else self.max_prefill_batch
         if ok.size and ok[0] > 0:  # interpolate the crossing between kb − 1 and kb
             i = int(kb)
             lo = 1.0 + rate * grid[i - 1] - (i - 1)
             hi = 1.0 + rate * grid[i] - i
             kb = i - 1 + lo / (lo - hi)
-        t_k = float(np.interp(kb, k, grid))
-        t_1 = float(grid[1])
-        return float(t_k / (kb * t_1)), float(t_k / t_1)
+        return self.batch_factor(kb)
 
     @cached_property
     def timer(self) -> IterationTimer:

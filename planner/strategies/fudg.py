@@ -69,7 +69,7 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
     ca2 = scen.workload.arrivals.ca2
     c = scen.cluster
     rate_p = rate / dep.instances
-    phi, lat = pim.prefill_batching(rate_p)
+    phi, extra_s = pim.prefill_batching(rate_p)
     s_mean, s_m2 = pim.service_mean_s * phi, pim.service_m2_s2 * phi**2
     rho_p = rate_p * s_mean
     if rho_p >= 1.0:
@@ -131,7 +131,7 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
         )
     t_d = dim.step_at(batch)
     wait: ExpTailWait = mg1_wait(rate_p, s_mean, s_m2, ca2).plus(net_wait)
-    fixed = pim.prefill_s * lat + xfer + latency + t_d / 2.0
+    fixed = pim.prefill_s + extra_s + xfer + latency + t_d / 2.0
     n = dim.steps
 
     def ttft_cdf(t: float) -> np.ndarray:

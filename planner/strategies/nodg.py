@@ -41,7 +41,7 @@ def kv_check(im: InstanceModel, batch: float) -> Unstable | None:
 def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | Unstable:
     """vLLM-style separate batching on one instance receiving `rate_i` requests/s; waiting
     prompts are prefilled together (`InstanceModel.prefill_batching`)."""
-    phi, lat = im.prefill_batching(rate_i)
+    phi, extra_s = im.prefill_batching(rate_i)
     s_mean, s_m2 = im.service_mean_s * phi, im.service_m2_s2 * phi**2
     rho = rate_i * s_mean
     if rho >= 1.0:
@@ -59,7 +59,7 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
     t_d = im.step_at(batch)
     wait = mg1_wait(rate_i, s_mean, s_m2, ca2)
     residual = t_d / 2.0
-    fixed = im.prefill_s * lat
+    fixed = im.prefill_s + extra_s
     n = im.steps
     life = n * t_d * slowdown
     x_mean, x_var = compound_moments(rate_i, life, s_mean, s_m2, ca2)

@@ -5,10 +5,10 @@ A macro instance of N instances receives λ_m = λ / (macro instances). One inst
 reaches the window budget P (admission check 1, TTFT), then the next instance in turn becomes
 active. The window fills at λ_m·E[s] of predicted work per second (s: a prompt's prefill on its
 own), so the rotation period is T = N·P/(λ_m·E[s]). The active instance batches the prompts it
-admits (factor φ of InstanceModel.prefill_batching), so a window's work takes φ·P and the
-active instance is busy ρ_w = φ·λ_m·E[s]. Per instance the prefill share is f_p = ρ_w/N and the
-mean TPOT is t_d(B)/(1 − f_p − 2δ/T) (δ: one iteration of switching overhead per phase
-change); the decode batch follows from Little's law.
+admits (factor φ: InstanceModel.batch_factor, at the streaming batch size or, when the window
+fills faster than real time, at the window's P/E[s] prompts), so a window's work takes φ·P
+and the active instance is busy ρ_w = φ·λ_m·E[s]. Per instance the prefill share is
+f_p = ρ_w/N, plus 2δ/T of switching (δ: one iteration of overhead per phase change).
 
 Admission check 2 (mean saved TPOT ≥ admitted prefill work) shrinks the window to the mean slack
 of the decoding requests, E[n²]/(2E[n])·(S_TPOT − TPOT); check 3 bounds the batch by KV memory.
@@ -19,8 +19,10 @@ switches); below that, a request waits in an M/G/1 at ρ_w that starts empty eac
 TTFT_i = min((W_q + p_i)/(1 − ρ_w) + r, P) when ρ_w < 1, and min(U[P(1 − 1/ρ_w), P] + r, P)
 when the active instance is overloaded during its window.
 TPOT: windows hit a request periodically, not as a Poisson stream: with x_i = n_i·t_d / (T − P)
-expected windows during its n_i decode steps, it meets ⌊x_i⌋ or ⌈x_i⌉ of them, each adding
-(φ·P + 2δ)/n_i to its TPOT.
+windows during its n_i decode steps, it meets ⌊x_i⌋ of them when the active instance is
+saturated (its admitted requests start decoding together, aligned with the rotation) or
+⌊x_i⌋ / ⌈x_i⌉ at random phase otherwise, each adding (φ·P + 2δ)/n_i to its TPOT; the decode
+batch follows from Little's law with that mean TPOT.
 With N = 1 the model is exactly NoDG (vLLM): the single instance is always active.
 """
 
@@ -44,10 +46,20 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     slo = scen.slo
     budget = min(dep.window_s if dep.window_s is not None else slo.ttft_s, slo.ttft_s)
     s_mean = im.service_mean_s  # predicted prefill work per request (admission units)
-    phi, lat = im.prefill_batching(rate_m)  # the active instance batches what it admits
+    stream_phi, stream_extra_s = im.prefill_batching(rate_m)
     rho_pred = rate_m * s_mean  # predicted work admitted per second
-    rho_w = rho_pred * phi  # busy share of the active instance
-    f_p = rho_w / n_inst
+
+    def batching(window: float) -> tuple[float, float]:
+        """The active instance batches what it admits: prompts streaming in (k = 1 + λ·T(k)),
+        or, when predicted work arrives faster than real time (ρ_pred ≥ 1), the window's
+        admitted prompts queue and run in batches of up to window / E[s] prompts."""
+        if rho_pred < 1.0:
+            return stream_phi, stream_extra_s
+        phi_w, extra_w = im.batch_factor(window / s_mean)
+        return (phi_w, extra_w) if phi_w < stream_phi else (stream_phi, stream_extra_s)
+
+    phi, extra_s = batching(budget)
+    f_p = rho_pred * phi / n_inst
     if f_p >= 1.0:
         return Unstable(
             "prefill capacity", f"prefill share per instance {f_p:.2f} ≥ 1", {"prefill": f_p}
@@ -63,8 +75,22 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         period = n_inst * window / rho_pred if rho_pred > 0 else np.inf
         return window, period
 
+    def hits(t_d: float, window: float, period: float, phi: float) -> tuple[np.ndarray, float]:
+        """Windows each request meets during its decode, and the time one window takes.
+
+        A window takes hit = φ·P + 2δ and recurs every rotation T, leaving T − hit of decoding:
+        a request decoding n·t_d meets x = n·t_d/(T − hit) windows. When the active instance
+        is saturated (ρ_w ≥ 1) its window is one contiguous prefill phase and the requests it
+        admitted start decoding together at its end, so each meets exactly ⌊x⌋ later windows
+        (long rotations spare short requests: rolling activation's point); otherwise
+        prefills interleave with decode steps at a random phase and x is the expected count."""
+        hit = window * phi + 2.0 * delta
+        x = n * t_d / max(period - hit, 1e-9)
+        return (np.floor(x) if rho_pred * phi >= 1.0 else x), hit
+
     # fixed point: TPOT depends on the window (switch overhead), the window on TPOT (slack)
-    tpot = im.step_at(1.0) / (1.0 - f_p)
+    t_d = im.step_at(1.0)
+    tpot = t_d / (1.0 - f_p)
     batch: float | None = 0.0
     for _ in range(30):
         window, period = windows(tpot)
@@ -75,13 +101,18 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
                 f"prefill ({s_mean * 1e3:.0f} ms): new requests pend",
                 {"prefill": f_p},
             )
+        phi, extra_s = batching(window)
+        f_p = rho_pred * phi / n_inst
         share = f_p + (2.0 * delta / period if np.isfinite(period) else 0.0)
         if share >= 1.0:
             return Unstable("prefill capacity", f"prefill + switching share {share:.2f} ≥ 1")
-        batch = solve_decode_batch(rate_m / n_inst, im.mean_steps, im.step_s, 1.0 / (1.0 - share))
+        k, hit = hits(t_d, window, period, phi)
+        slowdown = 1.0 + hit * float(k.sum()) / (t_d * max(float(n.sum()), 1e-9))
+        batch = solve_decode_batch(rate_m / n_inst, im.mean_steps, im.step_s, slowdown)
         if batch is None:
             return Unstable("decode capacity", "decode cannot keep up", {"prefill": f_p})
-        new = im.step_at(batch) / (1.0 - share)
+        t_d = im.step_at(batch)
+        new = t_d * slowdown
         if abs(new - tpot) < 1e-6:
             tpot = new
             break
@@ -89,13 +120,11 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     assert batch is not None
     if (bad := kv_check(im, batch)) is not None:
         return bad
-    t_d = im.step_at(batch)
     residual = t_d / 2.0 + delta
+    rho_w = rho_pred * phi  # busy share of the active instance
     wait = mg1_wait(rate_m, s_mean * phi, im.service_m2_s2 * phi**2, ca2) if rho_w < 1.0 else None
-    fixed = im.prefill_s * lat
-    hit = window * phi + 2.0 * delta  # a window's admitted work, run in batches
-    decode_time = max(period - hit, 1e-9)
-    x = n * t_d / decode_time
+    fixed = im.prefill_s + extra_s
+    x, hit = hits(t_d, window, period, phi)
     k_lo = np.floor(x)
     frac = x - k_lo
 

@@ -1,0 +1,163 @@
+"""Discrete-event simulator: timing tables, queueing laws, determinism, agreement, CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from planner import catalog
+from planner.cli import app
+from planner.hardware import Cluster, Network
+from planner.perf import InstancePerf
+from planner.perf.iteration import IterationTimer
+from planner.queueing import md1_mean_ttft_s
+from planner.simulate import simulate
+from planner.simulate.goodput import sim_goodput
+from planner.simulate.requests import draw_requests
+from planner.simulate.validation import check_example, median_abs_gap
+from planner.strategies import Deployment, Scenario, goodput
+from planner.workload import SLO, LengthDist, Workload
+
+from .test_strategies import scenario
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(("tp", "pp"), [(4, 1), (1, 2), (2, 2)])
+def test_iteration_timer_matches_roofline(tp: int, pp: int) -> None:
+    """The simulator's tables reproduce the roofline phases they were built from."""
+    gpu, model = catalog.load_gpu("l20"), catalog.load_model("codellama-34b")
+    perf = InstancePerf(model, gpu, gpu.intra_node, tp, pp)
+    timer = IterationTimer(perf)
+    for length, batch in [(512, 1), (300, 3), (9000, 1), (20000, 2)]:
+        attn = float(timer.prompt_attention_s(np.full(batch, length)).sum())
+        assert timer.prefill_s(length * batch, batch, attn) == pytest.approx(
+            float(perf.prefill(length, batch).total_s) / 1.0, rel=1e-9
+        )
+    for b, ctx in [(1, 100), (17, 600), (200, 1500)]:
+        assert timer.decode_s(b, b * ctx) == pytest.approx(
+            float(perf.decode_step(b, ctx).total_s), rel=1e-6
+        )
+    for b, ctx, c, pre in [(10, 500, 400, 100), (0, 0, 512, 0), (50, 2000, 30, 7000)]:
+        t = timer.hybrid_s(b, b * ctx, timer.chunk_attention_s(c, pre), c)
+        assert t == pytest.approx(float(perf.hybrid_step(b, ctx, c, pre).total_s), rel=1e-6)
+
+
+def test_request_stream_scales_with_rate() -> None:
+    """Common random numbers: the same seed gives the same requests, closer together."""
+    wl = scenario().workload
+    a = draw_requests(wl, 4096, 500, 2.0, seed=7)
+    b = draw_requests(wl, 4096, 500, 4.0, seed=7)
+    assert np.allclose(a.arrival_s, 2 * b.arrival_s)
+    assert np.array_equal(a.input_tokens, b.input_tokens)
+    gaps = np.diff(draw_requests(wl, 4096, 20000, 5.0, seed=1).arrival_s)
+    assert gaps.mean() == pytest.approx(0.2, rel=0.03)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, rel=0.05)
+
+
+def test_same_seed_same_result_other_seed_differs() -> None:
+    scen = scenario()
+    dep = Deployment("ecoserve", tp=4, instances=8, macro_size=4)
+    one = simulate(dep, scen, 20.0, requests=1500, seed=3)
+    two = simulate(dep, scen, 20.0, requests=1500, seed=3)
+    other = simulate(dep, scen, 20.0, requests=1500, seed=4)
+    assert one == two
+    assert one.mean_ttft_s != other.mean_ttft_s
+
+
+@pytest.mark.parametrize(
+    "dep",
+    [
+        Deployment("vllm", tp=4, instances=8),
+        Deployment("sarathi", tp=4, instances=8),
+        Deployment("mooncake", tp=4, instances=4, decode_instances=4),
+        Deployment("ecoserve", tp=4, instances=8, macro_size=8),
+    ],
+    ids=lambda d: d.strategy,
+)
+def test_littles_law(dep: Deployment) -> None:
+    """Time-average number in the system = arrival rate × mean time in the system."""
+    r = simulate(dep, scenario(), 15.0, requests=6000, seed=0)
+    assert r.in_system_mean == pytest.approx(r.little_rate_x_sojourn, rel=0.05)
+
+
+def test_prefill_queue_matches_md1() -> None:
+    """One instance, fixed prompts that fill the token budget (so every batch is one prompt),
+    single-token outputs: the prefill queue is M/D/1 and its mean TTFT is DistServe's formula."""
+    wl = Workload(
+        name="fixed",
+        input=LengthDist(kind="fixed", mean=8192),
+        output=LengthDist(kind="fixed", mean=1),
+    )
+    cl = Cluster(
+        gpu=catalog.load_gpu("l20"), nodes=1, gpus_per_node=8, network=Network(bandwidth_gbit=10)
+    )
+    scen = Scenario(
+        cluster=cl,
+        model=catalog.load_model("llama-3.1-8b"),
+        workload=wl,
+        slo=SLO(ttft_s=100.0, tpot_s=0.1),
+        samples=64,
+    )
+    dep = Deployment("vllm", tp=1, instances=1)
+    service = float(scen.instance(1, 1).prefill_s[0])
+    for rho in (0.3, 0.6, 0.8):
+        rate = rho / service
+        r = simulate(dep, scen, rate, requests=20000, seed=1)
+        assert r.mean_ttft_s == pytest.approx(md1_mean_ttft_s(rate, service), rel=0.06)
+
+
+def test_attainment_falls_with_rate() -> None:
+    scen = scenario()
+    dep = Deployment("vllm", tp=4, instances=8)
+    a = [simulate(dep, scen, r, requests=1500, seed=0).attainment for r in (10, 20, 30)]
+    assert a[0] >= a[1] >= a[2] and a[2] < 0.9
+
+
+def test_sim_goodput_close_to_analytical_on_paper_vllm() -> None:
+    scen = scenario()
+    dep = Deployment("vllm", tp=4, instances=8)
+    ana = goodput(dep, scen)
+    sim = sim_goodput(dep, scen, guess=ana.rate, seeds=(0, 1), requests=1500)
+    lo, hi = sim.ci_per_gpu
+    assert lo <= sim.per_gpu <= hi
+    assert sim.at_rate is not None and sim.at_rate.attainment >= 0.8
+    assert abs(ana.per_gpu - sim.per_gpu) / sim.per_gpu < 0.15
+
+
+def test_agreement_on_default_scenario() -> None:
+    """The validation check on the default scenario (docs/validation.md covers every example):
+    median |gap| ≤ 15% and no strategy's ranking flipped."""
+    check = check_example(None, seeds=(0, 1))
+    assert len(check.rows) == 5
+    assert median_abs_gap([check]) <= 0.15
+    assert check.flips() == []
+
+
+def test_simulate_cli_at_rate() -> None:
+    res = runner.invoke(app, ["simulate", "--rate", "10", "--requests", "500"])
+    assert res.exit_code == 0, res.output
+    for s in ("vllm", "sarathi", "distserve", "mooncake", "ecoserve"):
+        assert s in res.output
+    assert "TTFT" in res.output
+
+
+def test_simulate_cli_bad_rate() -> None:
+    res = runner.invoke(app, ["simulate", "--rate", "-3"])
+    assert res.exit_code == 2
+    assert "rate" in res.output and "Traceback" not in res.output
+
+
+def test_plan_confirm_adds_simulation_section(tmp_path: Path) -> None:
+    out = tmp_path / "r.md"
+    res = runner.invoke(
+        app,
+        ["plan", "examples/small-model-llama-3.1-8b-alpaca.yaml", "--out", str(out), "--confirm"],
+    )
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    assert "## Simulation check" in text
+    assert "simulated/GPU (95% CI)" in text
