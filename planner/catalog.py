@@ -13,10 +13,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from planner.errors import PlannerError
 from planner.hardware import GPU
 from planner.model import ModelSpec
-from planner.yamlio import parse_yaml_text, validate
+from planner.yamlio import parse_yaml_text, read_yaml_file, validate
 
 _GPU_PKG = "planner.hardware_profiles"
 _MODEL_PKG = "planner.model_profiles"
@@ -131,3 +133,14 @@ def load_hf_config(path: Path) -> ModelSpec:
         raise PlannerError(f"{path}: expected a JSON object")
     name = path.parent.name if path.name == "config.json" else path.stem
     return model_from_hf_config(cfg, name or "imported")
+
+
+def load_model_file(path: Path) -> ModelSpec:
+    """A model profile YAML file (the format of `model_profiles/`, e.g. from `model import`)."""
+    return validate(ModelSpec, read_yaml_file(path), str(path))
+
+
+def model_profile_yaml(spec: ModelSpec) -> str:
+    """A model profile as YAML in the shipped profiles' format (fields in schema order)."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -36,6 +36,10 @@ profiles_app = typer.Typer(
     help="List and show the shipped GPU and model profiles.", no_args_is_help=True
 )
 app.add_typer(profiles_app, name="profiles")
+model_app = typer.Typer(
+    help="Turn a Hugging Face config.json into a model profile.", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
 
 console = Console(width=max(Console().width, 110))
 err_console = Console(stderr=True)
@@ -172,6 +176,42 @@ def profiles_show(name: Annotated[str, typer.Argument(help="a GPU or model profi
     console.print(t)
 
 
+@model_app.command("import")
+def model_import(
+    config_json: Annotated[Path, typer.Argument(help="a Hugging Face config.json")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="profile name (default: the config's folder)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="profile file to write (default: NAME.yaml)")
+    ] = None,
+) -> None:
+    """Write a model profile from a Hugging Face config.json.
+
+    Handles dense, GQA and MoE models; head_dim is taken from the config when
+    heads·head_dim ≠ hidden (Qwen3). Use the profile in a plan file as
+    `model: {profile: NAME.yaml}`.
+
+    Example: ecoplan model import ./Qwen3-32B/config.json --out qwen3-32b.yaml
+    """
+    try:
+        spec = catalog.load_hf_config(config_json)
+        if name:
+            spec = spec.model_copy(update={"name": name})
+        target = out or Path(f"{spec.name}.yaml")
+        report.write_text_atomic(target, catalog.model_profile_yaml(spec))
+    except PlannerError as exc:
+        raise fail(exc) from None
+    moe = f", MoE {spec.num_experts}×top-{spec.experts_per_token}" if spec.is_moe else ""
+    console.print(
+        f"{spec.name}: {spec.param_count / 1e9:.1f} B parameters, {spec.num_layers} layers, "
+        f"{spec.num_heads} heads / {spec.num_kv_heads} KV heads × {spec.head_dim}{moe}, "
+        f"{spec.kv_bytes_per_token / 1024:.0f} KiB KV per token",
+        highlight=False,
+    )
+    console.print(f"profile written to {target}; use it as  model: {{profile: {target}}}")
+
+
 def _scenario(config: Path | None) -> tuple[PlanFile, Scenario]:
     plan = load_plan(config)
     base = config.parent if config is not None else Path(".")
@@ -220,8 +260,10 @@ def evaluate_cmd(
         Path | None, typer.Argument(help="plan file (YAML); default scenario if omitted")
     ] = None,
 ) -> None:
-    """Goodput and attainment vs rate of the deployments listed in a plan file (or, if it lists
-    none, one per strategy on the whole cluster).
+    """Goodput and attainment vs rate of a plan file's deployments.
+
+    Evaluates the deployments the plan file lists, or, if it lists none, one per strategy on
+    the whole cluster.
 
     Example: ecoplan evaluate examples/ecoserve-codellama-34b-sharegpt.yaml
     """
@@ -321,7 +363,10 @@ def plan_cmd(
 ) -> None:
     """Search every strategy's deployments, print the best per strategy and write the report.
 
-    Example: ecoplan plan examples/ecoserve-llama-30b-sharegpt.yaml --out report.md --confirm
+    With --confirm, the top candidates are re-measured by the simulator and the report gains a
+    simulation check section.
+
+    Example: ecoplan plan examples/ecoserve-llama-30b-sharegpt.yaml --out report.md
     """
     try:
         plan_file, scen = _scenario(config)
@@ -429,9 +474,11 @@ def simulate_cmd(
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds for goodput")] = 3,
     seed: Annotated[int, typer.Option("--seed", min=0, help="first seed")] = 0,
 ) -> None:
-    """Simulate the plan file's deployments (or one per strategy) with the discrete-event
-    simulator: attainment, TTFT/TPOT percentiles and utilisation, and without --rate the
-    simulated goodput next to the analytical one.
+    """Check deployments with the discrete-event simulator.
+
+    Simulates the plan file's deployments (or one per strategy): attainment, TTFT/TPOT
+    percentiles and utilisation at each --rate, or without --rate the simulated goodput (over
+    --seeds seeds) next to the analytical one.
 
     Example: ecoplan simulate examples/ecoserve-codellama-34b-sharegpt.yaml --rate 20
     """

@@ -55,7 +55,9 @@ class HFModelRef(_Strict):
 
 
 class ProfileModelRef(_Strict):
-    """A shipped model profile, optionally with another weight or KV dtype."""
+    """A shipped model profile by name, or a profile YAML file (a path ending in .yaml, relative
+    to the plan file, e.g. written by `ecoplan model import`), optionally with another weight
+    or KV dtype."""
 
     profile: str
     dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = None
@@ -168,7 +170,11 @@ class PlanFile(_Strict):
         if isinstance(m, str):
             return catalog.load_model(m)
         if isinstance(m, ProfileModelRef):
-            spec = catalog.load_model(m.profile)
+            if m.profile.endswith((".yaml", ".yml")):
+                path = Path(m.profile)
+                spec = catalog.load_model_file(path if path.is_absolute() else base_dir / path)
+            else:
+                spec = catalog.load_model(m.profile)
             upd: dict[str, Any] = {}
             if m.dtype:
                 upd["dtype"] = m.dtype

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.config import Objective, SearchSpec
+from planner.errors import PlannerError
 from planner.strategies import Deployment, Goodput, Scenario, goodput
 from planner.strategies.base import InstanceModel, StrategyName, deployment_problem
 
@@ -51,15 +52,23 @@ class PlanResult:
         return min(best, key=lambda r: _rank_key(r, self.objective)) if best else None
 
 
+def _shape_problem(scen: Scenario, tp: int, pp: int) -> str | None:
+    """Why a tp×pp instance cannot serve the model on this cluster, or None."""
+    if tp * pp > scen.cluster.gpus_per_node:
+        return f"tp={tp}×pp={pp} exceeds a node's {scen.cluster.gpus_per_node} GPUs"
+    if scen.model.num_layers < pp:
+        return f"pp={pp} exceeds the model's {scen.model.num_layers} layers"
+    return scen.instance(tp, pp).memory.reason
+
+
 def shapes(scen: Scenario, spec: SearchSpec) -> list[tuple[int, int]]:
-    """Instance shapes (tp, pp) inside one node that hold the model and one full request."""
-    out = []
-    for tp in spec.tp:
-        for pp in spec.pp:
-            if tp * pp > scen.cluster.gpus_per_node or scen.model.num_layers < pp:
-                continue
-            if scen.instance(tp, pp).memory.fits:
-                out.append((tp, pp))
+    """Instance shapes (tp, pp) inside one node that hold the model and one full request;
+    a PlannerError naming each shape's problem when there is none."""
+    out = [(tp, pp) for tp in spec.tp for pp in spec.pp if _shape_problem(scen, tp, pp) is None]
+    if not out:
+        reasons = [_shape_problem(scen, tp, pp) for tp in spec.tp for pp in spec.pp]
+        why = "; ".join(dict.fromkeys(str(r) for r in reasons[:6]))
+        raise PlannerError(f"search: no instance shape can serve {scen.model.name}: {why}")
     return out
 
 

@@ -1,0 +1,209 @@
+"""Bad input never produces a traceback or a partial file; every --help example works."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from planner.cli import app
+from planner.config import load_plan
+from planner.errors import PlannerError
+
+from .conftest import EXAMPLES, REPO
+
+runner = CliRunner()
+
+BASE = (EXAMPLES / "small-model-llama-3.1-8b-alpaca.yaml").read_text()
+MINIMAL = """cluster: {gpu: l20, nodes: 1, gpus_per_node: 2, network: {bandwidth_gbit: 25}}
+model: llama-3.1-8b
+workload:
+  input: {kind: lognormal, mean: 300, sigma: 0.8}
+  output: {kind: fixed, mean: 64}
+  arrivals: {process: gamma, cv: 1.5}
+slo: {ttft_s: 2, tpot_s: 0.08, attainment: 90}
+search: {tp: [1], pp: [1], strategies: [vllm, ecoserve]}
+"""
+NASTY = [
+    "-1",
+    "0",
+    ".nan",
+    ".inf",
+    "-.inf",
+    "1e300",
+    "abc",
+    "[]",
+    "{}",
+    "null",
+    "true",
+    "101",
+    "3.5",
+    "",
+    "{mean: -5}",
+]
+
+
+def _mutations() -> st.SearchStrategy[str]:
+    """Plan-file text with one mutation: a number replaced by a nasty value, a character
+    deleted or inserted, an unknown key added, or a line dropped."""
+    base = st.sampled_from([BASE, MINIMAL])
+
+    def replace_number(text: str, data: st.DataObject) -> str:
+        spots = [m.span() for m in re.finditer(r"(?<![\w.])\d+(\.\d+)?", text)]
+        a, b = data.draw(st.sampled_from(spots))
+        return text[:a] + data.draw(st.sampled_from(NASTY)) + text[b:]
+
+    def edit_char(text: str, data: st.DataObject) -> str:
+        i = data.draw(st.integers(0, len(text) - 1))
+        if data.draw(st.booleans()):
+            return text[:i] + text[i + 1 :]
+        return text[:i] + data.draw(st.sampled_from(list(":{}[],-'\"\t#&*!|>"))) + text[i:]
+
+    def add_key(text: str, data: st.DataObject) -> str:
+        key = data.draw(st.sampled_from(["clustr", "slo_target", "modle", "nodes", "rate"]))
+        return text + f"{key}: 3\n"
+
+    def drop_line(text: str, data: st.DataObject) -> str:
+        lines = text.splitlines()
+        i = data.draw(st.integers(0, len(lines) - 1))
+        return "\n".join(lines[:i] + lines[i + 1 :]) + "\n"
+
+    @st.composite
+    def mutate(draw: st.DrawFn) -> str:
+        text = draw(base)
+        op = draw(st.sampled_from([replace_number, edit_char, add_key, drop_line]))
+        return op(text, draw(st.data()))
+
+    return mutate()
+
+
+def _tmp_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_mutations())
+def test_loader_fuzz_only_planner_errors(
+    text: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The loader either returns a plan or raises a one-line PlannerError."""
+    path = tmp_path_factory.mktemp("fuzz") / "plan.yaml"
+    path.write_text(text)
+    try:
+        plan = load_plan(path)
+        plan.scenario(path.parent)
+    except PlannerError as exc:
+        msg = str(exc)
+        assert msg and "\n" not in msg.strip() and "Traceback" not in msg
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_mutations())
+def test_cli_fuzz_no_traceback_no_partial_file(
+    text: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("cli")
+    path = folder / "plan.yaml"
+    path.write_text(text)
+    out = folder / "report.md"
+    res = runner.invoke(app, ["plan", str(path), "--out", str(out), "--format", "json"])
+    assert res.exit_code in (0, 2), res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output
+    if res.exit_code == 2 and not out.exists():
+        assert res.output.strip().splitlines()[-1].startswith("error:")
+    if res.exit_code == 0:
+        json.loads(res.stdout)
+        assert out.read_text().startswith("# ecoplan capacity report")
+    assert _tmp_files(folder) == []  # no leftover temp files from the atomic write
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "cluster: {gpu: l20, nodes: 1, gpus_per_node: 8, network: {bandwidth_gbit: .nan}}",
+            "cluster.network.bandwidth_gbit",
+        ),
+        ("slo: {attainment: 100}", "slo.attainment"),
+        ("slo: {attainment: 0}", "slo.attainment"),
+        ("search: {tp: [3]}\nmodel: llama-3.1-8b", "tp"),
+        (
+            "cluster: {gpu: l20, nodes: 1, gpus_per_node: 1, network: {bandwidth_gbit: 10}}\n"
+            "model: qwen2-72b\nsearch: {tp: [1]}",
+            "qwen2-72b",
+        ),
+        (
+            "workload: {input: {kind: empirical, file: missing.txt}, "
+            "output: {kind: fixed, mean: 5}}",
+            "missing.txt",
+        ),
+    ],
+)
+def test_bad_values_one_line(text: str, needle: str, tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    res = runner.invoke(app, ["plan", str(path), "--out", str(tmp_path / "r.md")])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert any(needle in line for line in lines), res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_empty_length_file_is_clear(tmp_path: Path) -> None:
+    (tmp_path / "lens.txt").write_text("")
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "workload: {input: {kind: empirical, file: lens.txt}, output: {kind: fixed, mean: 5}}"
+    )
+    res = runner.invoke(app, ["evaluate", str(path)])
+    assert res.exit_code == 2 and "empty" in res.output
+
+
+def _help_examples() -> list[tuple[str, str]]:
+    cmds = [["estimate"], ["profiles", "list"], ["profiles", "show"], ["evaluate"], ["plan"]]
+    cmds += [["simulate"], ["schema"], ["model", "import"]]
+    out = []
+    for cmd in cmds:
+        res = runner.invoke(app, [*cmd, "--help"], env={"COLUMNS": "200"})
+        assert res.exit_code == 0
+        found = re.search(r"Example: (ecoplan [^\n]+)", res.output)
+        assert found, f"{' '.join(cmd)} --help has no example"
+        out.append((" ".join(cmd), found.group(1).strip()))
+    return out
+
+
+@pytest.mark.parametrize(("cmd", "example"), _help_examples(), ids=lambda x: str(x))
+def test_help_example_runs(
+    cmd: str, example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each command's --help shows an example, and the example works as written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples").symlink_to(REPO / "examples")
+    qwen = tmp_path / "Qwen3-32B"
+    qwen.mkdir()
+    (qwen / "config.json").write_text(
+        json.dumps(
+            {
+                "hidden_size": 5120,
+                "num_attention_heads": 64,
+                "num_key_value_heads": 8,
+                "head_dim": 128,
+                "num_hidden_layers": 64,
+                "intermediate_size": 25600,
+                "vocab_size": 151936,
+                "max_position_embeddings": 40960,
+                "model_type": "qwen3",
+            }
+        )
+    )
+    args = shlex.split(example.split(">")[0])[1:]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, f"{example}: {res.output}"
