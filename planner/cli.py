@@ -403,8 +403,13 @@ def plan_cmd(
             _render_confirmation(confirmed)
         console.print(f"report written to {out}")
     if res.winner is None:
+        first = next(iter(res.infeasible.items()), None)
+        closest = f"; {first[0]}: {first[1]}" if first else ""
         err_console.print(
-            "error: no deployment meets the SLO; see the report for the binding constraints"
+            f"error: no deployment meets the SLO{closest} (all strategies: see {out})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(code=2)
 

@@ -32,7 +32,7 @@ class ExampleCheck:
 
     def flips(self) -> list[tuple[str, str]]:
         """(a, b): analytical ranks a above b; the simulator ranks b above a beyond noise."""
-        out = []
+        out: list[tuple[str, str]] = []
         for a in self.rows:
             for b in self.rows:
                 ana_a_first = a.ranked.goodput.per_gpu > b.ranked.goodput.per_gpu

@@ -358,7 +358,7 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
     ttft_p: dict[int, float] = {}
     tpot_p: dict[int, float] = {}
     if percentiles:
-        for q in PERCENTILES:
+        for q in sorted({*PERCENTILES, round(slo.attainment)}):
             ttft_p[q] = _mixture_quantile(res.ttft_cdf, q / 100, 1e4)
             tpot_p[q] = _mixture_quantile(res.tpot_cdf, q / 100, 1e3)
     return Prediction(
@@ -408,8 +408,7 @@ def goodput(dep: Deployment, scen: Scenario, *, rel_tol: float = 3e-3) -> Goodpu
     lo = 1e-3 * dep.gpus
     first = predict(dep, scen, lo, percentiles=False)
     if first.attainment < target:
-        why = f"{first.detail} (attainment {first.attainment:.0%} even at {lo:.3g} req/s)"
-        return Goodput(dep, 0.0, 0.0, first, first.binding, why)
+        return _unmet(dep, scen, lo)
     hi = lo * 2.0
     while attain(hi) >= target:
         lo, hi = hi, hi * 2.0
@@ -425,3 +424,21 @@ def goodput(dep: Deployment, scen: Scenario, *, rel_tol: float = 3e-3) -> Goodpu
         (beyond.binding, beyond.detail) if not beyond.stable else (at.binding, at.detail)
     )
     return Goodput(dep, rate, rate / dep.gpus, at, binding, detail)
+
+
+def _unmet(dep: Deployment, scen: Scenario, rate: float) -> Goodput:
+    """A deployment that misses the SLO even at a trickle: say which constraint binds and by
+    how much (the latency at the target percentile against its bound)."""
+    p = predict(dep, scen, rate)
+    slo = scen.slo
+    q = round(slo.attainment)
+    why = f"{p.detail} (attainment {p.attainment:.0%} even at {rate:.3g} req/s"
+    if p.stable and p.binding in ("TTFT", "TPOT"):
+        value = p.ttft_s[q] if p.binding == "TTFT" else p.tpot_s[q]
+        bound = slo.ttft_s if p.binding == "TTFT" else slo.tpot_s
+        if math.isfinite(value):
+            why += (
+                f"; P{q} {p.binding} {value * 1e3:.0f} ms vs SLO {bound * 1e3:.0f} ms, "
+                f"{value / bound:.1f}×"
+            )
+    return Goodput(dep, 0.0, 0.0, p, p.binding, why + ")")
