@@ -18,6 +18,7 @@ from planner.errors import PlannerError
 from planner.estimate import Estimate, estimate_instance
 from planner.evaluate import Evaluation, default_deployments, evaluate
 from planner.search import PlanResult
+from planner.sensitivity import sensitivity
 from planner.simulate.confirm import Confirmation, to_confirm
 from planner.simulate.confirm import confirm as simulate_confirm
 from planner.simulate.evaluate import SimReport, simulate_deployments
@@ -360,6 +361,13 @@ def plan_cmd(
     confirm_top: Annotated[
         int, typer.Option("--confirm-top", min=1, help="candidates per strategy to confirm")
     ] = 1,
+    with_sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity/--no-sensitivity",
+            help="add the sensitivity section (bandwidth, SLO scale, burstiness; ~1 s)",
+        ),
+    ] = True,
 ) -> None:
     """Search every strategy's deployments, print the best per strategy and write the report.
 
@@ -387,11 +395,22 @@ def plan_cmd(
                 confirmed = simulate_confirm(
                     res, confirm_top, progress=lambda: bar.advance(sim_task)
                 )
+        tables = sensitivity(res) if with_sensitivity else None
         png = report.plot_frontier_png(res)
         png_path = out.with_suffix(".png")
         if png is not None:
             report.write_text_atomic(png_path, png)
-        text = report.render_markdown(res, png_path.name if png else None, confirmed)
+        sens_png = report.plot_sensitivity_png(tables) if tables else None
+        sens_path = out.with_name(f"{out.stem}-sensitivity.png")
+        if sens_png is not None:
+            report.write_text_atomic(sens_path, sens_png)
+        text = report.render_markdown(
+            res,
+            png_path.name if png else None,
+            confirmed,
+            tables,
+            sens_path.name if sens_png else None,
+        )
         report.write_text_atomic(out, text)
     except PlannerError as exc:
         raise fail(exc) from None

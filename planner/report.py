@@ -11,6 +11,7 @@ from typing import Any
 
 from planner.errors import PlannerError
 from planner.search import PlanResult, Ranked
+from planner.sensitivity import SensitivityTable
 from planner.simulate.confirm import Confirmation
 from planner.strategies import FAMILY
 from planner.units import GIB
@@ -150,8 +151,54 @@ def _confirmation_section(confirmed: list[Confirmation]) -> list[str]:
     ]
 
 
+def _sensitivity_section(tables: list[SensitivityTable], png_name: str | None) -> list[str]:
+    lines = [
+        "## Sensitivity",
+        "",
+        "Goodput per GPU (req/s) of each strategy's best deployment above, re-solved with one "
+        "input changed (the deployment itself is kept).",
+        "",
+    ]
+    for t in tables:
+        lines += [f"**{t.title}**", ""]
+        rows = [[k, *(f"{v:.3f}" for v in vals)] for k, vals in t.rows.items()]
+        lines += [_table(["strategy", *t.column_labels], rows), ""]
+    if png_name:
+        lines += [f"![Sensitivity]({png_name})", ""]
+    return lines
+
+
+def plot_sensitivity_png(tables: list[SensitivityTable]) -> bytes | None:
+    """PNG of the sensitivity tables (one panel each), or None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    import io
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.6))
+    for ax, t in zip(axes, tables, strict=True):
+        for strategy, vals in t.rows.items():
+            ax.plot(t.column_labels, vals, marker="o", label=strategy)
+        ax.set_title(t.title, fontsize=9)
+        ax.set_ylabel("goodput per GPU (req/s)")
+    axes[0].legend(fontsize=8)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def render_markdown(
-    res: PlanResult, png_name: str | None = None, confirmed: list[Confirmation] | None = None
+    res: PlanResult,
+    png_name: str | None = None,
+    confirmed: list[Confirmation] | None = None,
+    sensitivity: list[SensitivityTable] | None = None,
+    sensitivity_png: str | None = None,
 ) -> str:
     s = res.scenario
     c = s.cluster
@@ -227,6 +274,8 @@ def render_markdown(
     ]
     if png_name:
         lines += [f"![Pareto frontier]({png_name})", ""]
+    if sensitivity:
+        lines += _sensitivity_section(sensitivity, sensitivity_png)
     if confirmed:
         lines += _confirmation_section(confirmed)
     g0 = c.gpu

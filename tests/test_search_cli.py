@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from planner.cli import app
 from planner.config import Objective, PlanFile, load_plan
 from planner.search import plan, replication_unit_gpus
+from planner.sensitivity import sensitivity
 from planner.strategies import Deployment
 
 from .conftest import EXAMPLES
@@ -23,6 +25,7 @@ REPORT_SECTIONS = [
     "## Best deployment per strategy",
     "## Runner-up plans",
     "## Pareto frontier",
+    "## Sensitivity",
     "## Assumptions",
 ]
 
@@ -128,3 +131,19 @@ def test_frontier_png_with_plot_extra(tmp_path: Path) -> None:
     png = tmp_path / "report.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![Pareto frontier](report.png)" in out.read_text()
+
+
+def test_sensitivity_tables_are_monotone() -> None:
+    """More bandwidth and looser SLOs never lower a strategy's goodput; burstier arrivals never
+    raise it (1% tolerance for the root finder)."""
+    pf = load_plan(None)
+    scen = pf.scenario()
+    res = plan(scen, pf.search, pf.objective)
+    bw, slo, cv = sensitivity(res)
+    assert set(bw.rows) == {"vllm", "sarathi", "distserve", "mooncake", "ecoserve"}
+    for table, sign in ((bw, 1), (slo, 1), (cv, -1)):
+        for strategy, vals in table.rows.items():
+            for a, b in itertools.pairwise(vals):
+                assert sign * (b - a) >= -0.01 * max(a, b), (table.title, strategy, vals)
+    assert bw.rows["mooncake"][-1] > bw.rows["mooncake"][0]  # 10 GbE binds MoonCake here
+    assert all(v[0] == 0.0 for v in slo.rows.values())  # half the SLO: nothing meets it

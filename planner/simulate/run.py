@@ -350,10 +350,10 @@ def _measure(
         attainment=joint,
         ttft_attainment=a_t,
         tpot_attainment=a_p,
-        ttft_s={q: float(np.percentile(ttft, q)) for q in PERCENTILES},
-        tpot_s={q: float(np.percentile(tpot, q)) for q in PERCENTILES},
-        mean_ttft_s=float(np.mean(ttft)),
-        mean_tpot_s=float(np.mean(tpot)),
+        ttft_s={q: _quantile(ttft, q) for q in PERCENTILES},
+        tpot_s={q: _quantile(tpot, q) for q in PERCENTILES},
+        mean_ttft_s=_mean(ttft),
+        mean_tpot_s=_mean(tpot),
         utilisation=util,
         mean_decode_batch=batch,
         preemptions=table.preemptions,
@@ -361,3 +361,12 @@ def _measure(
         little_rate_x_sojourn=little,
         makespan_s=makespan,
     )
+
+
+def _quantile(x: np.ndarray, q: int) -> float:
+    """Empirical percentile without interpolation (a never-served request is +inf)."""
+    return float(np.percentile(x, q, method="inverted_cdf"))
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x)) if np.all(np.isfinite(x)) else math.inf

@@ -1,0 +1,78 @@
+"""How each strategy's best deployment responds to the scenario's uncertain inputs: inter-node
+bandwidth, SLO tightness and arrival burstiness (the report's sensitivity section).
+
+Each table re-solves the analytical goodput (DESIGN.md §3) of the plan's best deployment per
+strategy with one input changed. The scenario's per-instance tables (roofline, memory, length
+sample) do not depend on these inputs and are shared, so a table costs a few goodput solves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from planner.search import PlanResult
+from planner.strategies import Scenario, goodput
+from planner.workload import Arrivals
+
+BANDWIDTHS_GBIT = (10.0, 25.0, 100.0)
+SLO_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
+ARRIVAL_CVS = (1.0, 1.5, 2.0, 3.0)
+
+
+@dataclass(frozen=True)
+class SensitivityTable:
+    """Goodput per GPU of each strategy's best deployment as one input varies."""
+
+    title: str
+    column_labels: list[str]
+    rows: dict[str, list[float]]  # strategy -> goodput per GPU per column
+
+
+def _variant(scen: Scenario, **changes: object) -> Scenario:
+    """The scenario with some inputs replaced, sharing its per-instance caches."""
+    return dataclasses.replace(scen, **changes)  # type: ignore[arg-type]
+
+
+def _table(
+    res: PlanResult, title: str, labels: list[str], variants: list[Scenario]
+) -> SensitivityTable:
+    rows: dict[str, list[float]] = {}
+    for strategy, items in res.per_strategy.items():
+        if items:
+            dep = items[0].deployment
+            rows[strategy] = [goodput(dep, v).per_gpu for v in variants]
+    return SensitivityTable(title, labels, rows)
+
+
+def sensitivity(res: PlanResult) -> list[SensitivityTable]:
+    """Three tables: network bandwidth, SLO scale (TTFT and TPOT bounds × k), arrival CV."""
+    scen = res.scenario
+    c = scen.cluster
+    bws = sorted({*BANDWIDTHS_GBIT, c.network.bandwidth_gbit})
+
+    def with_bw(bw: float) -> Scenario:
+        net = c.network.model_copy(update={"bandwidth_gbit": bw})
+        return _variant(scen, cluster=c.model_copy(update={"network": net}))
+
+    def with_cv(cv: float) -> Scenario:
+        arr = Arrivals() if cv == 1.0 else Arrivals(process="gamma", cv=cv)
+        return _variant(scen, workload=scen.workload.model_copy(update={"arrivals": arr}))
+
+    make: list[tuple[str, list[str], list[float], Callable[[float], Scenario]]] = [
+        ("inter-node bandwidth", [f"{b:g} Gb/s" for b in bws], bws, with_bw),
+        (
+            "SLO scale (TTFT and TPOT bounds × k)",
+            [f"×{k:g}" for k in SLO_SCALES],
+            list(SLO_SCALES),
+            lambda k: _variant(scen, slo=scen.slo.scaled(k)),
+        ),
+        (
+            "arrival burstiness (inter-arrival CV; 1 = Poisson)",
+            [f"CV {cv:g}" for cv in ARRIVAL_CVS],
+            list(ARRIVAL_CVS),
+            with_cv,
+        ),
+    ]
+    return [_table(res, title, labels, [f(x) for x in xs]) for title, labels, xs, f in make]
