@@ -207,3 +207,15 @@ def test_help_example_runs(
     args = shlex.split(example.split(">")[0])[1:]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, f"{example}: {res.output}"
+
+
+def test_readme_plan_file_example_is_valid(tmp_path: Path) -> None:
+    """The README's annotated plan file loads and builds a scenario."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"## Plan file.*?```yaml\n(.*?)```", text, re.S)
+    assert block, "README has no plan-file example"
+    path = tmp_path / "plan.yaml"
+    path.write_text(block.group(1))
+    plan = load_plan(path)
+    scen = plan.scenario(tmp_path)
+    assert scen.cluster.total_gpus == 32 and len(plan.deployments) == 4
