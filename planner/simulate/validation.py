@@ -93,6 +93,26 @@ def render(checks: Sequence[ExampleCheck], seeds: Sequence[int]) -> str:
             f"({r.ranked.goodput.per_gpu:.3f} vs {r.sim.per_gpu:.3f}, {r.gap:+.1%}); analytical "
             f"binding: {g.binding} — {g.detail}"
         )
+    lines += ["", "## Winners", ""]
+    same = 0
+    for c in checks:
+        if not c.rows:
+            continue
+        ana = max(c.rows, key=lambda r: r.ranked.goodput.per_gpu)
+        sim = max(c.rows, key=lambda r: r.sim.per_gpu)
+        a_name, s_name = ana.ranked.deployment.strategy, sim.ranked.deployment.strategy
+        same += a_name == s_name
+        note = (
+            ""
+            if a_name == s_name
+            else (
+                " (within noise)"
+                if ana.sim.ci_per_gpu[1] >= sim.sim.ci_per_gpu[0]
+                else " (differs)"
+            )
+        )
+        lines.append(f"- {c.name}: analytical {a_name}, simulated {s_name}{note}")
+    lines += ["", f"The simulator picks the analytical winner on {same} of {len(checks)} examples."]
     flips = [(c.name, f) for c in checks for f in c.flips()]
     lines += ["", "## Ranking flips", ""]
     lines += [f"- {n}: analytical ranks {a} above {b}" for n, (a, b) in flips] or ["None."]
