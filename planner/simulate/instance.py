@@ -46,6 +46,7 @@ class RequestTable:
     attention_s: list[float]  # attention time of the original prompt on its own
     first_decode_s: list[float]  # start of the first decode step (−1: not yet)
     finish_s: list[float]  # end of the last decode step (−1: not yet)
+    reserve: list[int]  # KV tokens reserved beyond the prompt (KV policy; 0 under paged)
     preemptions: int = 0
 
 
@@ -82,7 +83,11 @@ class Instance:
     sum_k0: int = 0
     sum_first_s: float = 0.0
     kv_static: int = 0  # KV tokens of requests prefilling, ready to join, or held for transfer
-    kv_waiting: int = 0  # prompt tokens of requests queued for prefill (not yet reserved)
+    kv_waiting: int = 0  # KV needs of requests queued for prefill (not yet reserved)
+    lend_share: float = 0.0  # share of unused reservations lent to others (pipelining)
+    reserve_extra: int = 0  # reserved but not yet used KV tokens of running requests
+    n_within: int = 0  # running requests still inside their reservation
+    _res_end: list[tuple[int, int]] = field(default_factory=list)
     _fin: list[tuple[int, int]] = field(default_factory=list)
     _k0: dict[int, int] = field(default_factory=dict)
     _order: list[int] = field(default_factory=list)
@@ -95,9 +100,19 @@ class Instance:
     def kv_used(self) -> int:
         return self.sum_prompt_run + self.n_run * self.k - self.sum_k0 + self.kv_static
 
-    def kv_free_for_new(self) -> int:
-        """KV tokens not used and not promised to queued prompts."""
-        return self.kv_capacity_tokens - self.kv_used - self.kv_waiting
+    def kv_committed(self) -> float:
+        """KV tokens in use plus the reservations not lent out (the admission view)."""
+        return self.kv_used + self.reserve_extra * (1.0 - self.lend_share)
+
+    def kv_free_for_new(self) -> float:
+        """KV tokens neither committed nor promised to queued requests."""
+        return self.kv_capacity_tokens - self.kv_committed() - self.kv_waiting
+
+    def need(self, rid: int) -> int:
+        """KV tokens a request reserves when its prefill starts here: its prompt, plus its
+        reservation under a reserving policy (not on a FuDG prefill instance)."""
+        req = self.requests
+        return req.prompt[rid] + (0 if self.mode == "prefill" else req.reserve[rid])
 
     def mean_saved_tpot_s(self, now: float, tpot_slo_s: float) -> float | None:
         """Mean over running decodes of L_q·S_TPOT − (now − first decode), L_q the steps done
@@ -114,7 +129,7 @@ class Instance:
     def enqueue(self, rid: int) -> None:
         """A request to prefill here."""
         self.waiting.append(rid)
-        self.kv_waiting += self.requests.prompt[rid]
+        self.kv_waiting += self.need(rid)
 
     def deliver(self, rid: int, now: float) -> None:
         """A request whose KV has arrived (decode mode)."""
@@ -168,25 +183,26 @@ class Instance:
         batch: list[int] = []
         tokens = 0
         attn = 0.0
-        free = self.kv_capacity_tokens - self.kv_used
+        free = self.kv_capacity_tokens - self.kv_committed()
         while self.waiting:
             rid = self.waiting[0]
             p = req.prompt[rid]
+            need = self.need(rid)
             if batch and tokens + p > self.max_batched_tokens:
                 break
-            if p > free:
+            if need > free:
                 break
             self.waiting.popleft()
-            self.kv_waiting -= p
-            free -= p
-            self.kv_static += p
+            self.kv_waiting -= need
+            free -= need
+            self.kv_static += need
             batch.append(rid)
             tokens += p
             attn += self._prompt_attention_s(rid)
         if not batch:
             if self.kv_used == 0:
                 rid = self.waiting.popleft()
-                self.kv_waiting -= req.prompt[rid]
+                self.kv_waiting -= self.need(rid)
                 self._reject(rid)
             return None
         latency = self.timer.prefill_s(tokens, len(batch), attn)
@@ -214,7 +230,7 @@ class Instance:
     def _prefilled(self, rid: int, done_s: float) -> None:
         req = self.requests
         if req.remaining[rid] <= 0:  # single-token output: done at its prefill
-            self.kv_static -= req.prompt[rid]
+            self.kv_static -= self.need(rid)
             if req.first_decode_s[rid] < 0:
                 req.first_decode_s[rid] = done_s
             req.finish_s[rid] = done_s
@@ -231,15 +247,16 @@ class Instance:
         while self.ready and self.ready[0][0] <= now:
             _, rid = self.ready[0]
             p = req.prompt[rid]
+            need = self.need(rid)
             if self.mode == "decode" and rid not in self._recomputed:
-                if self.kv_used + p > self.kv_capacity_tokens:
+                if self.kv_committed() + need > self.kv_capacity_tokens:
                     if self.kv_used == 0:
                         self.ready.popleft()
                         self._reject(rid)
                         continue
                     break  # waits for memory
             else:
-                self.kv_static -= p
+                self.kv_static -= need
                 self._recomputed.discard(rid)
             self.ready.popleft()
             if req.first_decode_s[rid] < 0:
@@ -251,6 +268,11 @@ class Instance:
             self.sum_prompt_run += p
             self.sum_k0 += self.k
             self.sum_first_s += req.first_decode_s[rid]
+            r = req.reserve[rid]
+            if r > 0:
+                self.reserve_extra += r
+                self.n_within += 1
+                heapq.heappush(self._res_end, (self.k + r, rid))
 
     def _kv_read(self) -> float:
         return float(self.sum_prompt_run + self.n_run * self.k - self.sum_k0)
@@ -259,31 +281,50 @@ class Instance:
         """Take a running request out of the decode batch; returns the steps it did here."""
         req = self.requests
         k0 = self._k0.pop(rid)
+        left = req.reserve[rid] - (self.k - k0)
+        if req.reserve[rid] > 0 and left > 0:
+            self.reserve_extra -= left
+            self.n_within -= 1
         self.n_run -= 1
         self.sum_prompt_run -= req.prompt[rid]
         self.sum_k0 -= k0
         self.sum_first_s -= req.first_decode_s[rid]
         return self.k - k0
 
+    def _overflows(self) -> bool:
+        """Would the next step's new tokens not fit? Requests inside their reservation use it;
+        the others grow on demand; and every new token needs physical room."""
+        cap = self.kv_capacity_tokens
+        beyond = self.n_run - self.n_within
+        return self.kv_committed() + beyond > cap or self.kv_used + self.n_run > cap
+
     def _make_room(self) -> None:
-        """Paged KV: the next step adds a token per request; preempt the newest until it fits."""
+        """The next step adds a token per request; preempt the newest until it fits."""
         req = self.requests
-        while self.n_run > 1 and self.kv_used + self.n_run > self.kv_capacity_tokens:
+        while self.n_run > 1 and self._overflows():
             while self._order[-1] not in self._k0:
                 self._order.pop()
             rid = self._order.pop()
             done = self._leave(rid)
+            req.reserve[rid] = max(req.reserve[rid] - done, 0)
             req.prompt[rid] += done
             req.remaining[rid] -= done
             req.preemptions += 1
             self._recomputed.add(rid)
             self.waiting.appendleft(rid)
-            self.kv_waiting += req.prompt[rid]
+            self.kv_waiting += self.need(rid)
 
     def _advance(self, now: float) -> None:
         """One decode step done: requests that reached their last step finish."""
         req = self.requests
         self.k += 1
+        self.reserve_extra -= self.n_within
+        res = self._res_end
+        while res and res[0][0] <= self.k:
+            kr, rid = heapq.heappop(res)
+            k0 = self._k0.get(rid)
+            if k0 is not None and k0 + req.reserve[rid] == kr:
+                self.n_within -= 1
         fin = self._fin
         while fin and fin[0][0] <= self.k:
             kf, rid = heapq.heappop(fin)
@@ -306,18 +347,19 @@ class Instance:
         chunk_s = 0.0
         chunk_tokens = 0
         finished: list[int] = []
-        free = self.kv_capacity_tokens - self.kv_used - self.n_run
+        free = self.kv_capacity_tokens - self.kv_committed() - (self.n_run - self.n_within)
         for rid in self.waiting:
             if budget <= 0:
                 break
             done = self._progress.get(rid, 0)
             p = req.prompt[rid]
             if done == 0:
-                if p > free:
+                need = self.need(rid)
+                if need > free:
                     break
-                free -= p
-                self.kv_waiting -= p
-                self.kv_static += p
+                free -= need
+                self.kv_waiting -= need
+                self.kv_static += need
             c = min(p - done, budget)
             chunk_s += self.timer.chunk_attention_s(c, done)
             chunk_tokens += c
@@ -331,7 +373,7 @@ class Instance:
         if chunk_tokens == 0 and self.n_run == 0:
             if self.waiting and self.kv_used == 0:
                 rid = self.waiting.popleft()
-                self.kv_waiting -= req.prompt[rid]
+                self.kv_waiting -= self.need(rid)
                 self._reject(rid)
             return None
         kv = self._kv_read()

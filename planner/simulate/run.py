@@ -29,6 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from planner.errors import PlannerError
+from planner.kv_policy import LEND_SHARE, KVPolicy, predicted_outputs
 from planner.perf.memory import DEFAULT_MAX_BATCHED_TOKENS
 from planner.simulate.instance import Instance, Mode, RequestTable
 from planner.simulate.requests import RequestStream, draw_requests
@@ -106,9 +107,22 @@ class _Loop:
                 break
 
 
-def _table(stream: RequestStream, im: InstanceModel) -> RequestTable:
+def _reservations(scen: Scenario, stream: RequestStream, seed: int) -> list[int]:
+    """KV tokens each request reserves beyond its prompt under the scenario's KV policy."""
+    kv = scen.kv
+    n = stream.size
+    if kv.policy == "paged":
+        return [0] * n
+    if kv.policy == "max":
+        return [int(scen.max_output_tokens)] * n
+    u = np.random.default_rng([seed, 4]).random(n)
+    return predicted_outputs(stream.output_tokens, kv.prediction_cv, u).astype(int).tolist()
+
+
+def _table(stream: RequestStream, im: InstanceModel, scen: Scenario, seed: int) -> RequestTable:
     steps = np.maximum(stream.output_tokens - 1, 0)
     return RequestTable(
+        reserve=_reservations(scen, stream, seed),
         arrival_s=stream.arrival_s.tolist(),
         prompt=stream.input_tokens.tolist(),
         remaining=steps.tolist(),
@@ -120,10 +134,12 @@ def _table(stream: RequestStream, im: InstanceModel) -> RequestTable:
 
 
 def _instances(
-    im: InstanceModel, count: int, table: RequestTable, mode: Mode, dep: Deployment
+    im: InstanceModel, count: int, table: RequestTable, mode: Mode, dep: Deployment, kv: KVPolicy
 ) -> list[Instance]:
+    lend = LEND_SHARE if kv.policy == "predicted+pipelining" else 0.0
     return [
         Instance(
+            lend_share=lend,
             timer=im.timer,
             kv_capacity_tokens=im.memory.kv_capacity_tokens,
             requests=table,
@@ -137,9 +153,9 @@ def _instances(
 
 def _nodg(dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, win: slice) -> _Loop:
     im = scen.instance(dep.tp, dep.pp)
-    table = _table(stream, im)
+    table = _table(stream, im, scen, seed)
     mode: Mode = "sarathi" if dep.strategy == "sarathi" else "vllm"
-    loop = _Loop(_instances(im, dep.instances, table, mode, dep))
+    loop = _Loop(_instances(im, dep.instances, table, mode, dep, scen.kv))
     target = np.random.default_rng([seed, 3]).integers(0, dep.instances, stream.size).tolist()
 
     def route(rid: int, now: float) -> None:
@@ -156,9 +172,11 @@ def _fudg(
 ) -> _Loop:
     pim = scen.instance(dep.tp, dep.pp)
     dim = scen.instance(dep.dtp, dep.dpp)
-    table = _table(stream, pim)
+    table = _table(stream, pim, scen, seed)
     n_p, n_d = dep.instances, dep.decode_instances
-    insts = _instances(pim, n_p, table, "prefill", dep) + _instances(dim, n_d, table, "decode", dep)
+    insts = _instances(pim, n_p, table, "prefill", dep, scen.kv) + _instances(
+        dim, n_d, table, "decode", dep, scen.kv
+    )
     loop = _Loop(insts)
     c = scen.cluster
     kv_per_token = scen.model.kv_bytes_per_token
@@ -233,10 +251,10 @@ def _ecoserve(
     dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, win: slice
 ) -> _Loop:
     im = scen.instance(dep.tp, dep.pp)
-    table = _table(stream, im)
+    table = _table(stream, im, scen, seed)
     n_inst = dep.macro_size
     macros = dep.instances // n_inst
-    loop = _Loop(_instances(im, dep.instances, table, "vllm", dep))
+    loop = _Loop(_instances(im, dep.instances, table, "vllm", dep, scen.kv))
     slo = scen.slo
     budget = min(dep.window_s if dep.window_s is not None else slo.ttft_s, slo.ttft_s)
     predicted = im.timer.prompt_attention_s(stream.input_tokens)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
 from planner.hardware import Cluster
+from planner.kv_policy import KVPolicy, held_tokens, predicted_outputs
 from planner.model import ModelSpec
 from planner.perf import InstancePerf, MemoryPlan, plan_memory
 from planner.perf.iteration import IterationTimer
@@ -102,8 +103,20 @@ class InstanceModel:
     prefill_s: np.ndarray  # prefill latency of each sampled prompt (batch of one)
     service_s: np.ndarray  # queue service time: latency / pp (pipelined prefills)
     decode_context: float  # time-averaged context of a decoding request
-    kv_batch_limit: float  # decode batch that fills the KV cache at that context
+    kv_batch_limit: float  # decode batch that fills the KV cache under the KV policy
     step_s: np.ndarray  # decode step time at batch 0..len−1 (entry 0 = entry 1)
+    kv_held_mean: float = 0.0  # KV tokens a decoding request holds on average (policy)
+    kv_held_var: float = 0.0
+
+    def kv_overflow_probability(self, batch: float) -> float:
+        """P(the KV held by `batch` decoding requests exceeds the cache): a normal approximation
+        of the sum of `batch` independent holdings. Under `paged` this is the share of
+        iterations that preempt a request."""
+        if batch <= 0:
+            return 0.0
+        mu = batch * self.kv_held_mean
+        sd = float(np.sqrt(batch * self.kv_held_var)) or 1e-9
+        return float(0.5 * special.erfc((self.memory.kv_capacity_tokens - mu) / (sd * np.sqrt(2))))
 
     @cached_property
     def _batch_grid_s(self) -> np.ndarray:
@@ -183,8 +196,21 @@ class Scenario:
     workload: Workload
     slo: SLO
     samples: int = 512
+    kv: KVPolicy = field(default_factory=KVPolicy)
     _instances: dict[tuple[int, int], InstanceModel] = field(default_factory=dict, repr=False)
     _sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def max_output_tokens(self) -> float:
+        """max_tokens for the `max` policy: the policy's, else the output distribution's p99.9."""
+        if self.kv.max_output_tokens is not None:
+            return float(self.kv.max_output_tokens)
+        cap = self.model.max_context - 1
+        return float(self.workload.output.quantiles(np.array([0.999]), cap=cap)[0])
+
+    def with_kv(self, kv: KVPolicy) -> Scenario:
+        """The scenario under another KV policy (the length sample is shared)."""
+        return replace(self, kv=kv, _instances={})
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """The stratified (input, output) length sample, drawn once per scenario."""
@@ -208,7 +234,12 @@ class Scenario:
         # time-average context over decoding requests: weight each request by its decode length
         w = np.maximum(out - 1.0, 1e-9)
         ctx = float(np.sum(w * (inp + out / 2.0)) / np.sum(w))
-        kv_limit = mem.kv_capacity_tokens / max(ctx, 1.0)
+        u = (np.random.default_rng(7).permutation(inp.size) + 0.5) / inp.size
+        pred = predicted_outputs(out, self.kv.prediction_cv, u)
+        held = held_tokens(self.kv, inp, out, self.max_output_tokens, pred)
+        held_mean = float(np.sum(w * held) / np.sum(w))
+        held_var = float(np.sum(w * (held - held_mean) ** 2) / np.sum(w))
+        kv_limit = mem.kv_capacity_tokens / max(held_mean, 1.0)
         top = int(min(max(kv_limit, 1.0), MAX_DECODE_GRID)) + 1
         steps = perf.decode_step(np.arange(top + 1), ctx).total_s.astype(float)
         steps[0] = steps[1]
@@ -222,6 +253,8 @@ class Scenario:
             decode_context=ctx,
             kv_batch_limit=kv_limit,
             step_s=steps,
+            kv_held_mean=held_mean,
+            kv_held_var=held_var,
         )
 
 
