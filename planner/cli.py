@@ -18,7 +18,7 @@ from planner.errors import PlannerError
 from planner.estimate import Estimate, estimate_instance
 from planner.evaluate import Evaluation, default_deployments, evaluate
 from planner.search import PlanResult
-from planner.sensitivity import sensitivity
+from planner.sensitivity import kv_policy_tables, sensitivity
 from planner.simulate.confirm import Confirmation, to_confirm
 from planner.simulate.confirm import confirm as simulate_confirm
 from planner.simulate.evaluate import SimReport, simulate_deployments
@@ -365,7 +365,7 @@ def plan_cmd(
         bool,
         typer.Option(
             "--sensitivity/--no-sensitivity",
-            help="add the sensitivity section (bandwidth, SLO scale, burstiness; ~1 s)",
+            help="add the sensitivity and KV-policy sections (~1 s)",
         ),
     ] = True,
 ) -> None:
@@ -396,6 +396,7 @@ def plan_cmd(
                     res, confirm_top, progress=lambda: bar.advance(sim_task)
                 )
         tables = sensitivity(res) if with_sensitivity else None
+        kv_tables = kv_policy_tables(res) if with_sensitivity else None
         png = report.plot_frontier_png(res)
         png_path = out.with_suffix(".png")
         if png is not None:
@@ -410,6 +411,7 @@ def plan_cmd(
             confirmed,
             tables,
             sens_path.name if sens_png else None,
+            kv_tables,
         )
         report.write_text_atomic(out, text)
     except PlannerError as exc:

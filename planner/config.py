@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from planner import catalog
 from planner.errors import PlannerError
 from planner.hardware import GPU, Cluster, IntraNodeLink, Network
+from planner.kv_policy import KVPolicy
 from planner.model import ModelSpec
 from planner.strategies import STRATEGIES, Deployment, Scenario
 from planner.strategies.base import StrategyName
@@ -152,6 +153,7 @@ class PlanFile(_Strict):
     slo: SLOSpec = SLOSpec()
     objective: Objective = Objective()
     search: SearchSpec = SearchSpec()
+    kv: KVPolicy = KVPolicy()
     deployments: list[DeploymentSpec] = Field(default_factory=list)
     rates: list[float] | None = Field(default=None, description="rates for `evaluate`'s table")
 
@@ -220,6 +222,7 @@ class PlanFile(_Strict):
             model=self.build_model(base_dir),
             workload=workload,
             slo=slo,
+            kv=self.kv,
         )
 
 

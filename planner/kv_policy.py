@@ -3,8 +3,8 @@
 What a decoding request holds in the KV cache, on average over its decode life:
   paged      — on demand (vLLM): its context, prompt + tokens generated so far; when the cache
                is full the newest request is preempted and later recomputed.
-  max        — prompt + the maximum output (max_tokens), reserved at admission: no
-               preemption, but the reservation is held for the whole life.
+  max        — prompt + the maximum output (max_tokens, at which outputs stop), reserved at
+               admission: no preemption, but the reservation is held for the whole life.
   predicted  — prompt + a predicted output length (the true length times a lognormal error of
                the given CV), reserved at admission; a request that outgrows its prediction
                grows on demand (and may be preempted), so it holds max(prediction, context).
@@ -77,6 +77,8 @@ def held_tokens(
     context = inp + out / 2.0
     if policy.policy == "paged":
         return context
+    if policy.policy == "max":
+        return inp + max_out  # outputs stop at max_tokens, so the reservation always suffices
     res = reservation_tokens(policy, inp, out, max_out, pred) - inp
     # max(res, g) averaged over g uniform in [0, out]: res when res ≥ out, else (res² + out²)/2out
     over = np.where(res >= out, res, (res**2 + out**2) / (2.0 * np.maximum(out, 1.0)))

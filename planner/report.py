@@ -159,13 +159,33 @@ def _sensitivity_section(tables: list[SensitivityTable], png_name: str | None) -
         "input changed (the deployment itself is kept).",
         "",
     ]
-    for t in tables:
-        lines += [f"**{t.title}**", ""]
-        rows = [[k, *(f"{v:.3f}" for v in vals)] for k, vals in t.rows.items()]
-        lines += [_table(["strategy", *t.column_labels], rows), ""]
+    lines += _tables(tables)
     if png_name:
         lines += [f"![Sensitivity]({png_name})", ""]
     return lines
+
+
+def _tables(tables: list[SensitivityTable]) -> list[str]:
+    lines: list[str] = []
+    for t in tables:
+        lines += [f"**{t.title}**", ""]
+        rows = [[k, *(t.fmt.format(v) for v in vals)] for k, vals in t.rows.items()]
+        lines += [_table(["strategy", *t.column_labels], rows), ""]
+    return lines
+
+
+def _kv_section(tables: list[SensitivityTable], scen_policy: str) -> list[str]:
+    return [
+        "## KV-cache policies",
+        "",
+        "How each strategy's best deployment fares when requests reserve KV memory differently "
+        "(the plan above uses "
+        f"`{scen_policy}`): `paged` allocates on demand and preempts when full, `max` reserves "
+        "prompt + max output, `predicted` reserves prompt + a predicted output (lognormal "
+        "error), `predicted+pipelining` also lends unused reservation tails to short requests.",
+        "",
+        *_tables(tables),
+    ]
 
 
 def plot_sensitivity_png(tables: list[SensitivityTable]) -> bytes | None:
@@ -199,6 +219,7 @@ def render_markdown(
     confirmed: list[Confirmation] | None = None,
     sensitivity: list[SensitivityTable] | None = None,
     sensitivity_png: str | None = None,
+    kv_tables: list[SensitivityTable] | None = None,
 ) -> str:
     s = res.scenario
     c = s.cluster
@@ -276,6 +297,8 @@ def render_markdown(
         lines += [f"![Pareto frontier]({png_name})", ""]
     if sensitivity:
         lines += _sensitivity_section(sensitivity, sensitivity_png)
+    if kv_tables:
+        lines += _kv_section(kv_tables, s.kv.policy)
     if confirmed:
         lines += _confirmation_section(confirmed)
     g0 = c.gpu
@@ -287,14 +310,14 @@ def render_markdown(
         f"efficiency for weights and {g0.memory_efficiency['kv_cache']:.0%} for KV reads, "
         f"{g0.iteration_overhead_ms:g} ms per iteration; TP all-reduce over {c.link.kind}.",
         f"- Memory: {g0.memory_gib:g} GiB per GPU at 90% utilisation, "
-        f"{g0.runtime_reserve_gib:g} GiB runtime reserve; KV cache allocated on demand (paged).",
+        f"{g0.runtime_reserve_gib:g} GiB runtime reserve; KV policy `{s.kv.policy}`.",
         "- Queueing (DESIGN.md §3): prefill queues as G/G/1 (Allen–Cunneen mean, exponential "
         "tail); NoDG decode interruptions as compound renewal sums; FuDG KV transfer as a queue "
         "on the link; PaDG windows and rolling activation per EcoServe's admission checks.",
         f"- Request lengths: {s.samples} stratified samples; {s.workload.input.kind} input and "
         f"{s.workload.output.kind} output distributions, independent.",
-        "- Prefill service is modelled per request (batch of one): pessimistic for very short "
-        "prompts at high per-instance rates.",
+        "- Waiting prompts are prefilled in batches (k = 1 + λ·T(k) prompts, or an EcoServe "
+        "window's admitted prompts) up to the 8,192-token budget.",
         "- Prices are estimates unless set in the plan file; see the GPU profile's sources.",
         "",
     ]

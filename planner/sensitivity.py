@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from planner.kv_policy import KV_POLICIES
 from planner.search import PlanResult
 from planner.strategies import Scenario, goodput
 from planner.workload import Arrivals
@@ -23,11 +24,13 @@ ARRIVAL_CVS = (1.0, 1.5, 2.0, 3.0)
 
 @dataclass(frozen=True)
 class SensitivityTable:
-    """Goodput per GPU of each strategy's best deployment as one input varies."""
+    """A figure (default: goodput per GPU) of each strategy's best deployment as one input
+    varies."""
 
     title: str
     column_labels: list[str]
-    rows: dict[str, list[float]]  # strategy -> goodput per GPU per column
+    rows: dict[str, list[float]]  # strategy -> value per column
+    fmt: str = "{:.3f}"
 
 
 def _variant(scen: Scenario, **changes: object) -> Scenario:
@@ -76,3 +79,39 @@ def sensitivity(res: PlanResult) -> list[SensitivityTable]:
         ),
     ]
     return [_table(res, title, labels, [f(x) for x in xs]) for title, labels, xs, f in make]
+
+
+def kv_policy_tables(res: PlanResult) -> list[SensitivityTable]:
+    """The KV-policy comparison: goodput per GPU of each strategy's best deployment under each
+    policy, the KV-bound decode batch of its decode instances, and, at that goodput, the
+    probability that paged allocation must preempt (kv_policy.py; DESIGN.md §1)."""
+    base = res.scenario
+    variants = [base.with_kv(base.kv.model_copy(update={"policy": p})) for p in KV_POLICIES]
+    labels: list[str] = list(KV_POLICIES)
+    good: dict[str, list[float]] = {}
+    limit: dict[str, list[float]] = {}
+    risk: dict[str, list[float]] = {}
+    for strategy, items in res.per_strategy.items():
+        if not items:
+            continue
+        dep = items[0].deployment
+        gs = [goodput(dep, v) for v in variants]
+        good[strategy] = [g.per_gpu for g in gs]
+        ims = [v.instance(dep.dtp, dep.dpp) for v in variants]
+        limit[strategy] = [im.kv_batch_limit for im in ims]
+        risk[strategy] = [
+            ims[0].kv_overflow_probability(g.prediction.decode_batch)
+            if p == "paged" and g.prediction is not None
+            else 0.0
+            for p, g in zip(KV_POLICIES, gs, strict=True)
+        ]
+    return [
+        SensitivityTable("goodput per GPU under each KV policy", labels, good),
+        SensitivityTable("KV-bound decode batch per (decode) instance", labels, limit, "{:.0f}"),
+        SensitivityTable(
+            "share of iterations that must preempt (paged) at that goodput",
+            labels[:1],
+            {k: v[:1] for k, v in risk.items()},
+            "{:.1%}",
+        ),
+    ]

@@ -26,6 +26,7 @@ REPORT_SECTIONS = [
     "## Runner-up plans",
     "## Pareto frontier",
     "## Sensitivity",
+    "## KV-cache policies",
     "## Assumptions",
 ]
 

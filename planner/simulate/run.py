@@ -120,7 +120,10 @@ def _reservations(scen: Scenario, stream: RequestStream, seed: int) -> list[int]
 
 
 def _table(stream: RequestStream, im: InstanceModel, scen: Scenario, seed: int) -> RequestTable:
-    steps = np.maximum(stream.output_tokens - 1, 0)
+    out = stream.output_tokens
+    if scen.kv.policy == "max":  # generation stops at max_tokens
+        out = np.minimum(out, int(scen.max_output_tokens))
+    steps = np.maximum(out - 1, 0)
     return RequestTable(
         reserve=_reservations(scen, stream, seed),
         arrival_s=stream.arrival_s.tolist(),
