@@ -17,6 +17,7 @@ from planner.config import PlanFile, load_plan
 from planner.errors import PlannerError
 from planner.estimate import Estimate, estimate_instance
 from planner.evaluate import Evaluation, default_deployments, evaluate
+from planner.scaling import RampSpec, ScalePlan, scale
 from planner.search import PlanResult
 from planner.sensitivity import kv_policy_tables, sensitivity
 from planner.simulate.confirm import Confirmation, to_confirm
@@ -365,7 +366,7 @@ def plan_cmd(
         bool,
         typer.Option(
             "--sensitivity/--no-sensitivity",
-            help="add the sensitivity and KV-policy sections (~1 s)",
+            help="add the sensitivity, KV-policy and rate-ramp sections (~1.5 s)",
         ),
     ] = True,
 ) -> None:
@@ -397,6 +398,8 @@ def plan_cmd(
                 )
         tables = sensitivity(res) if with_sensitivity else None
         kv_tables = kv_policy_tables(res) if with_sensitivity else None
+        ramp = plan_file.ramp
+        scaling = (scale(res, ramp), ramp) if with_sensitivity and res.winner else None
         png = report.plot_frontier_png(res)
         png_path = out.with_suffix(".png")
         if png is not None:
@@ -412,6 +415,7 @@ def plan_cmd(
             tables,
             sens_path.name if sens_png else None,
             kv_tables,
+            scaling,
         )
         report.write_text_atomic(out, text)
     except PlannerError as exc:
@@ -529,6 +533,61 @@ def simulate_cmd(
     except PlannerError as exc:
         raise fail(exc) from None
     _render_simulation(scen, rep)
+
+
+def _render_scaling(plans: list[ScalePlan], ramp: RampSpec) -> None:
+    t = Table(title=f"GPUs per step of the rate ramp ({ramp.step_hours:g} h per step)")
+    t.add_column("strategy")
+    for r in ramp.rates:
+        t.add_column(f"{r:g}/s", justify="right")
+    t.add_column("GPU-hours", justify="right")
+    t.add_column("lowest attainment", justify="right")
+    for p in plans:
+        t.add_row(
+            p.strategy,
+            *(str(s.gpus) for s in p.steps),
+            f"{p.gpu_hours:,.0f}",
+            f"{p.min_attainment:.1%}",
+        )
+    console.print(t)
+    for p in plans:
+        if p.steps and p.steps[0].macro_sizes:
+            m = Table(title=f"mitosis schedule ({p.strategy})")
+            for col in ("rate", "instances", "event", "GPUs", "attainment"):
+                m.add_column(col)
+            for s in p.steps:
+                m.add_row(f"{s.rate:g}/s", s.label(), s.event, str(s.gpus), f"{s.attainment:.1%}")
+            console.print(m)
+
+
+@app.command("scale")
+def scale_cmd(
+    config: Annotated[
+        Path | None, typer.Argument(help="plan file (YAML) with a `ramp`; default scenario")
+    ] = None,
+) -> None:
+    """GPUs per step of a rate ramp: EcoServe mitosis vs NoDG instances vs FuDG pools.
+
+    Plans the scenario, then scales each strategy's best deployment over the plan file's
+    `ramp` (default: 20 → 50 req/s in steps of 5, one hour each): GPUs, macro-instance
+    splits and merges, GPU-hours and SLO attainment per step.
+
+    Example: ecoplan scale examples/ecoserve-codellama-34b-sharegpt.yaml
+    """
+    try:
+        plan_file, scen = _scenario(config)
+        with Progress(transient=True, console=err_console) as bar:
+            task = bar.add_task("searching deployments", total=None)
+            res = search.plan(
+                scen,
+                plan_file.search,
+                plan_file.objective,
+                progress=lambda i, n: bar.update(task, completed=i, total=n),
+            )
+            plans = scale(res, plan_file.ramp)
+    except PlannerError as exc:
+        raise fail(exc) from None
+    _render_scaling(plans, plan_file.ramp)
 
 
 @app.command("schema")

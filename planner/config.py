@@ -6,6 +6,7 @@ has defaults; the default plan is EcoServe's setup (32×L20, 10 GbE, CodeLlama-3
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -144,6 +145,25 @@ class DeploymentSpec(_Strict):
         return Deployment(**self.model_dump())
 
 
+DEFAULT_RAMP = (20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0)
+
+
+class RampSpec(_Strict):
+    """A request-rate ramp or daily profile: one rate per step of `step_hours`."""
+
+    rates: list[float] = Field(default_factory=lambda: list(DEFAULT_RAMP), min_length=1)
+    step_hours: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    macro_min: int = Field(default=6, ge=1, description="N_l: EcoServe's lower bound (paper: 6)")
+    macro_max: int = Field(default=11, ge=1, description="N_u: upper bound (paper: 11)")
+
+    @field_validator("rates")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(not (math.isfinite(r) and r > 0) for r in v):
+            raise ValueError("rates must be positive numbers")
+        return v
+
+
 class PlanFile(_Strict):
     """A plan file: scenario, objective, search space and optional fixed deployments."""
 
@@ -154,13 +174,15 @@ class PlanFile(_Strict):
     objective: Objective = Objective()
     search: SearchSpec = SearchSpec()
     kv: KVPolicy = KVPolicy()
+    ramp: RampSpec = Field(
+        default_factory=RampSpec, description="rate ramp for `ecoplan scale` and the report"
+    )
     deployments: list[DeploymentSpec] = Field(default_factory=list)
     rates: list[float] | None = Field(default=None, description="rates for `evaluate`'s table")
 
     @field_validator("rates")
     @classmethod
     def _rates(cls, v: list[float] | None) -> list[float] | None:
-        import math
 
         if v is not None and any(not (math.isfinite(r) and r > 0) for r in v):
             raise ValueError("rates must be positive finite numbers")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import PlannerError
+from planner.scaling import RampSpec, ScalePlan
 from planner.search import PlanResult, Ranked
 from planner.sensitivity import SensitivityTable
 from planner.simulate.confirm import Confirmation
@@ -213,6 +214,55 @@ def plot_sensitivity_png(tables: list[SensitivityTable]) -> bytes | None:
     return buf.getvalue()
 
 
+def _scaling_section(plans: list[ScalePlan], ramp: RampSpec) -> list[str]:
+    rates = ", ".join(f"{r:g}" for r in ramp.rates)
+    lines = [
+        "## Scaling over a rate ramp",
+        "",
+        f"Rates {rates} req/s, {ramp.step_hours:g} h per step. Each strategy scales its best "
+        "deployment above: NoDG adds instances, FuDG adds P/D pool pairs at the same ratio, "
+        f"EcoServe grows macro instances of {ramp.macro_min}–{ramp.macro_max} instances and "
+        "splits or merges them (mitosis). GPUs are the fewest whose analytical goodput covers "
+        "the step's rate; attainment is the analytical SLO attainment at that rate.",
+        "",
+        _table(
+            ["strategy", "GPU-hours", "peak GPUs", "lowest attainment"],
+            [
+                [
+                    p.strategy,
+                    f"{p.gpu_hours:,.0f}",
+                    str(max(s.gpus for s in p.steps)),
+                    f"{p.min_attainment:.1%}",
+                ]
+                for p in plans
+            ],
+        ),
+        "",
+        "**GPUs per step**",
+        "",
+        _table(
+            ["strategy", *(f"{r:g}/s" for r in ramp.rates)],
+            [[p.strategy, *(str(s.gpus) for s in p.steps)] for p in plans],
+        ),
+        "",
+    ]
+    for p in plans:
+        if p.steps and p.steps[0].macro_sizes:
+            lines += [
+                f"**Mitosis schedule ({p.strategy})**",
+                "",
+                _table(
+                    ["rate", "instances", "event", "GPUs", "attainment"],
+                    [
+                        [f"{s.rate:g}/s", s.label(), s.event, str(s.gpus), f"{s.attainment:.1%}"]
+                        for s in p.steps
+                    ],
+                ),
+                "",
+            ]
+    return lines
+
+
 def render_markdown(
     res: PlanResult,
     png_name: str | None = None,
@@ -220,6 +270,7 @@ def render_markdown(
     sensitivity: list[SensitivityTable] | None = None,
     sensitivity_png: str | None = None,
     kv_tables: list[SensitivityTable] | None = None,
+    scaling: tuple[list[ScalePlan], RampSpec] | None = None,
 ) -> str:
     s = res.scenario
     c = s.cluster
@@ -299,6 +350,8 @@ def render_markdown(
         lines += _sensitivity_section(sensitivity, sensitivity_png)
     if kv_tables:
         lines += _kv_section(kv_tables, s.kv.policy)
+    if scaling:
+        lines += _scaling_section(*scaling)
     if confirmed:
         lines += _confirmation_section(confirmed)
     g0 = c.gpu

@@ -132,6 +132,8 @@ def test_cli_fuzz_no_traceback_no_partial_file(
             "cluster.network.bandwidth_gbit",
         ),
         ("slo: {attainment: 100}", "slo.attainment"),
+        ("ramp: {rates: [20, -5]}", "ramp.rates"),
+        ("kv: {policy: lazy}", "kv.policy"),
         ("slo: {attainment: 0}", "slo.attainment"),
         ("search: {tp: [3]}\nmodel: llama-3.1-8b", "tp"),
         (
@@ -169,7 +171,7 @@ def test_empty_length_file_is_clear(tmp_path: Path) -> None:
 
 def _help_examples() -> list[tuple[str, str]]:
     cmds = [["estimate"], ["profiles", "list"], ["profiles", "show"], ["evaluate"], ["plan"]]
-    cmds += [["simulate"], ["schema"], ["model", "import"]]
+    cmds += [["simulate"], ["scale"], ["schema"], ["model", "import"]]
     out = []
     for cmd in cmds:
         res = runner.invoke(app, [*cmd, "--help"], env={"COLUMNS": "200"})

@@ -27,6 +27,7 @@ REPORT_SECTIONS = [
     "## Pareto frontier",
     "## Sensitivity",
     "## KV-cache policies",
+    "## Scaling over a rate ramp",
     "## Assumptions",
 ]
 
