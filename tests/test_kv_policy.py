@@ -69,3 +69,15 @@ def test_simulator_kv_accounting_never_exceeds_capacity(policy: str) -> None:
     assert np.isfinite(r.mean_ttft_s) and np.isfinite(r.mean_tpot_s)
     if policy == "max":
         assert r.preemptions == 0
+
+
+def test_simulated_pipelining_holds_at_least_the_predicted_batch() -> None:
+    """Overloaded and KV-bound, the simulator's decode batch is larger when reservation tails
+    are lent, and largest under paged allocation."""
+    base = scenario("llama-30b")
+    dep = Deployment("vllm", tp=4, instances=2)
+    batch = {
+        p: simulate(dep, base.with_kv(KVPolicy(policy=p)), 8.0, requests=600).mean_decode_batch
+        for p in ("max", "predicted", "predicted+pipelining", "paged")
+    }
+    assert batch["max"] < batch["predicted"] <= batch["predicted+pipelining"] <= batch["paged"]
