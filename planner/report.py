@@ -190,7 +190,10 @@ def _kv_section(tables: list[SensitivityTable], scen_policy: str) -> list[str]:
 
 
 def plot_sensitivity_png(tables: list[SensitivityTable]) -> bytes | None:
-    """PNG of the sensitivity tables (one panel each), or None without matplotlib."""
+    """PNG of the sensitivity tables (one panel each), or None without matplotlib or without
+    any strategy to draw."""
+    if not any(t.rows for t in tables):
+        return None
     try:
         import matplotlib
 

@@ -114,14 +114,21 @@ class LengthDist(_Frozen):
         return float(self._empirical_values().mean())
 
 
+MAX_LENGTH_FILE_BYTES = 50_000_000  # ~5 M token counts; larger traces should be sampled first
+
+
 def read_length_file(path: Path) -> np.ndarray:
     """Token counts from a text file (numbers separated by whitespace or commas)."""
     try:
+        size_bytes = path.stat().st_size
+        if size_bytes > MAX_LENGTH_FILE_BYTES:
+            raise PlannerError(
+                f"{path}: length file is {size_bytes:,} bytes, over the "
+                f"{MAX_LENGTH_FILE_BYTES:,}-byte limit; sample it first"
+            )
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise PlannerError(f"{path}: cannot read length file: {exc}") from None
-    if len(text) > 50_000_000:
-        raise PlannerError(f"{path}: length file larger than 50 MB; sample it first")
     try:
         vals = np.array([float(t) for t in text.replace(",", " ").split()], dtype=float)
     except ValueError as exc:

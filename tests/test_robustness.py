@@ -221,3 +221,36 @@ def test_readme_plan_file_example_is_valid(tmp_path: Path) -> None:
     plan = load_plan(path)
     scen = plan.scenario(tmp_path)
     assert scen.cluster.total_gpus == 32 and len(plan.deployments) == 4
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(b"12 0 7", ">= 1"), (b"12 abc", "numbers only"), (b"\xff\xfe\x00", "cannot read")],
+)
+def test_bad_length_file_is_clear(content: bytes, needle: str, tmp_path: Path) -> None:
+    (tmp_path / "lens.txt").write_bytes(content)
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "workload: {input: {kind: empirical, file: lens.txt}, output: {kind: fixed, mean: 5}}"
+    )
+    res = runner.invoke(app, ["evaluate", str(path)])
+    assert res.exit_code == 2 and needle in res.output, res.output
+    assert "Traceback" not in res.output
+
+
+def test_huge_length_file_is_refused_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planner import workload
+
+    monkeypatch.setattr(workload, "MAX_LENGTH_FILE_BYTES", 1000)
+    (tmp_path / "lens.txt").write_text(
+        " ".join(["512"] * 400)
+    )  # 400 × 3 digits + 399 spaces = 1,599 bytes
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "workload: {input: {kind: empirical, file: lens.txt}, output: {kind: fixed, mean: 5}}"
+    )
+    res = runner.invoke(app, ["evaluate", str(path)])
+    assert res.exit_code == 2
+    assert "1,599 bytes, over the 1,000-byte limit" in res.output, res.output

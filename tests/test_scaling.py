@@ -39,3 +39,6 @@ def test_default_ramp_plans() -> None:
         sum(s.macro_sizes) * res.per_strategy["ecoserve"][0].deployment.tp == s.gpus for s in eco
     )
     assert any(e.event.startswith(("split", "merge", "contract")) for e in eco[1:])
+    for step in eco:  # no macro instance outside [N_l, N_u] except a last partial one
+        assert all(ramp.macro_min <= m <= ramp.macro_max for m in step.macro_sizes[:-1])
+        assert 1 <= step.macro_sizes[-1] <= ramp.macro_max
