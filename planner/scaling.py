@@ -110,9 +110,17 @@ def _step(scen: Scenario, dep: Deployment, rate: float, **extra: object) -> Scal
     return ScaleStep(rate, dep, dep.gpus, p.attainment, **extra)  # type: ignore[arg-type]
 
 
-def _scale_nodg(scen: Scenario, best: Deployment, ramp: RampSpec) -> list[ScaleStep]:
+def _capacity(scen: Scenario, dep: Deployment, per_gpu_hint: float) -> float:
+    """Analytical goodput (req/s) of `dep`, the root finder started from the best deployment's
+    goodput per GPU times its GPUs."""
+    return goodput(dep, _grown(scen, dep.gpus), guess=per_gpu_hint * dep.gpus).rate
+
+
+def _scale_nodg(
+    scen: Scenario, best: Deployment, per_gpu: float, ramp: RampSpec
+) -> list[ScaleStep]:
     one = dataclasses.replace(best, instances=1)
-    per = goodput(one, _grown(scen, one.gpus)).rate
+    per = _capacity(scen, one, per_gpu)
     if per <= 0:
         raise PlannerError(f"scale: one {best.strategy} instance meets the SLO at no rate")
     steps = []
@@ -122,14 +130,16 @@ def _scale_nodg(scen: Scenario, best: Deployment, ramp: RampSpec) -> list[ScaleS
     return steps
 
 
-def _scale_fudg(scen: Scenario, best: Deployment, ramp: RampSpec) -> list[ScaleStep]:
+def _scale_fudg(
+    scen: Scenario, best: Deployment, per_gpu: float, ramp: RampSpec
+) -> list[ScaleStep]:
     g = math.gcd(best.instances, best.decode_instances)
     p0, d0 = best.instances // g, best.decode_instances // g
 
     @cache
     def capacity(k: int) -> float:
         dep = dataclasses.replace(best, instances=k * p0, decode_instances=k * d0)
-        return goodput(dep, _grown(scen, dep.gpus)).rate
+        return _capacity(scen, dep, per_gpu)
 
     steps = []
     for r in ramp.rates:
@@ -139,13 +149,15 @@ def _scale_fudg(scen: Scenario, best: Deployment, ramp: RampSpec) -> list[ScaleS
     return steps
 
 
-def _scale_padg(scen: Scenario, best: Deployment, ramp: RampSpec) -> list[ScaleStep]:
+def _scale_padg(
+    scen: Scenario, best: Deployment, per_gpu: float, ramp: RampSpec
+) -> list[ScaleStep]:
     n_l, n_u = ramp.macro_min, max(ramp.macro_max, ramp.macro_min)
 
     @cache
     def macro_goodput(n: int) -> float:
         dep = dataclasses.replace(best, instances=n, macro_size=n)
-        return goodput(dep, _grown(scen, dep.gpus)).rate
+        return _capacity(scen, dep, per_gpu)
 
     def capacity(m: int) -> float:
         return sum(macro_goodput(n) for n in macro_sizes(m, n_l, n_u))
@@ -190,12 +202,8 @@ def scale(res: PlanResult, ramp: RampSpec) -> list[ScalePlan]:
     for strategy, items in res.per_strategy.items():
         if not items:
             continue
-        best = items[0].deployment
-        if best.family == "NoDG":
-            steps = _scale_nodg(res.scenario, best, ramp)
-        elif best.family == "FuDG":
-            steps = _scale_fudg(res.scenario, best, ramp)
-        else:
-            steps = _scale_padg(res.scenario, best, ramp)
+        best, per_gpu = items[0].deployment, items[0].goodput.per_gpu
+        scale_family = {"NoDG": _scale_nodg, "FuDG": _scale_fudg, "PaDG": _scale_padg}
+        steps = scale_family[best.family](res.scenario, best, per_gpu, ramp)
         plans.append(ScalePlan(strategy, steps, ramp.step_hours))
     return plans

@@ -2,8 +2,9 @@
 bandwidth, SLO tightness and arrival burstiness (the report's sensitivity section).
 
 Each table re-solves the analytical goodput (DESIGN.md §3) of the plan's best deployment per
-strategy with one input changed. The scenario's per-instance tables (roofline, memory, length
-sample) do not depend on these inputs and are shared, so a table costs a few goodput solves.
+strategy with one input changed, starting the root finder from the plan's goodput. The
+scenario's per-instance tables (roofline, memory, length sample) do not depend on these inputs
+and are shared, so a table costs a few goodput solves.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def _table(
     rows: dict[str, list[float]] = {}
     for strategy, items in res.per_strategy.items():
         if items:
-            dep = items[0].deployment
-            rows[strategy] = [goodput(dep, v).per_gpu for v in variants]
+            dep, guess = items[0].deployment, items[0].goodput.rate
+            rows[strategy] = [goodput(dep, v, guess=guess).per_gpu for v in variants]
     return SensitivityTable(title, labels, rows)
 
 
@@ -94,8 +95,8 @@ def kv_policy_tables(res: PlanResult) -> list[SensitivityTable]:
     for strategy, items in res.per_strategy.items():
         if not items:
             continue
-        dep = items[0].deployment
-        gs = [goodput(dep, v) for v in variants]
+        dep, guess = items[0].deployment, items[0].goodput.rate
+        gs = [goodput(dep, v, guess=guess) for v in variants]
         good[strategy] = [g.per_gpu for g in gs]
         ims = [v.instance(dep.dtp, dep.dpp) for v in variants]
         limit[strategy] = [im.kv_batch_limit for im in ims]

@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
+from planner.rootfind import highest_passing_rate
 from planner.simulate.results import SimResult
 from planner.simulate.run import simulate
 from planner.strategies.base import Deployment, Scenario, deployment_problem
@@ -56,32 +57,17 @@ class SimGoodput:
 def seed_goodput(
     dep: Deployment, scen: Scenario, seed: int, requests: int, guess: float, rel_tol: float
 ) -> float:
-    """One seed's goodput: grow or shrink the guess by 1.5× until attainment crosses the target,
-    then brentq on attainment − target (a step function of the rate, made nearly monotone by
-    the common random numbers of `draw_requests`)."""
+    """One seed's goodput: `rootfind.highest_passing_rate` from the guess in 1.5× steps on the
+    simulated attainment (a step function of the rate, made nearly monotone by the common
+    random numbers of `draw_requests`)."""
     target = scen.slo.target
 
     def excess(rate: float) -> float:
         return simulate(dep, scen, rate, requests=requests, seed=seed).attainment - target + 1e-12
 
-    floor = 1e-3 * dep.gpus
-    lo = hi = max(guess, floor)
-    if excess(lo) >= 0:
-        hi = lo * 1.5
-        while excess(hi) >= 0:
-            lo, hi = hi, hi * 1.5
-            if hi > 1e6:
-                return hi
-    else:
-        lo = hi / 1.5
-        while excess(lo) < 0:
-            lo, hi = lo / 1.5, lo
-            if lo < floor:
-                return 0.0
-    rate = float(optimize.brentq(excess, lo, hi, rtol=rel_tol))
-    while excess(rate) < 0 and rate > lo:
-        rate = max(lo, rate * (1 - rel_tol))
-    return rate
+    return highest_passing_rate(
+        excess, floor=1e-3 * dep.gpus, guess=guess, growth=1.5, ceiling=1e6, rel_tol=rel_tol
+    )
 
 
 def sim_goodput(

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Literal
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from planner.hardware import Cluster
 from planner.kv_policy import KVPolicy, held_tokens, predicted_outputs
@@ -23,6 +23,7 @@ from planner.model import ModelSpec
 from planner.perf import InstancePerf, MemoryPlan, plan_memory
 from planner.perf.iteration import IterationTimer
 from planner.perf.memory import DEFAULT_MAX_BATCHED_TOKENS
+from planner.rootfind import highest_passing_rate
 from planner.workload import SLO, Workload, request_sample
 
 StrategyName = Literal["vllm", "sarathi", "distserve", "mooncake", "ecoserve"]
@@ -427,30 +428,23 @@ def _failed(rate: float, binding: str, detail: str, util: dict[str, float]) -> P
     )
 
 
-def goodput(dep: Deployment, scen: Scenario, *, rel_tol: float = 3e-3) -> Goodput:
-    """Highest rate with attainment ≥ target (DESIGN.md §3): double from a low rate until the
-    target is missed, then brentq on attainment − target inside the last bracket."""
+def goodput(
+    dep: Deployment, scen: Scenario, *, guess: float | None = None, rel_tol: float = 3e-3
+) -> Goodput:
+    """Highest rate with attainment ≥ target (DESIGN.md §3), by `rootfind.highest_passing_rate`
+    from `guess` (req/s, e.g. a nearby scenario's goodput) or from 0.001 req/s per GPU."""
     target = scen.slo.target
     problem = deployment_problem(dep, scen)
     if problem is not None:
         return Goodput(dep, 0.0, 0.0, None, "infeasible", problem)
 
-    def attain(r: float) -> float:
-        return predict(dep, scen, r, percentiles=False).attainment
+    def excess(r: float) -> float:
+        return predict(dep, scen, r, percentiles=False).attainment - target + 1e-12
 
-    lo = 1e-3 * dep.gpus
-    first = predict(dep, scen, lo, percentiles=False)
-    if first.attainment < target:
-        return _unmet(dep, scen, lo)
-    hi = lo * 2.0
-    while attain(hi) >= target:
-        lo, hi = hi, hi * 2.0
-        if hi > 1e7:
-            break
-    rate = optimize.brentq(lambda r: attain(r) - target + 1e-12, lo, hi, rtol=rel_tol)
-    # brentq may land just past the crossing; step back to a rate that meets the target
-    while attain(rate) < target and rate > lo:
-        rate = max(lo, rate * (1 - rel_tol))
+    floor = 1e-3 * dep.gpus
+    rate = highest_passing_rate(excess, floor=floor, guess=guess, rel_tol=rel_tol)
+    if rate == 0.0:
+        return _unmet(dep, scen, floor)
     at = predict(dep, scen, rate)
     beyond = predict(dep, scen, rate * (1 + 5 * rel_tol), percentiles=False)
     binding, detail = (

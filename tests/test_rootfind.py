@@ -1,0 +1,44 @@
+"""The goodput root finder on functions whose answer is known by hand."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from planner.rootfind import highest_passing_rate
+
+
+@pytest.mark.parametrize("guess", [None, 0.5, 5.0, 4.9, 80.0])
+def test_linear_crossing_from_any_guess(guess: float | None) -> None:
+    """excess = 5 − r crosses at r = 5 (wherever the bracket starts)."""
+    r = highest_passing_rate(lambda r: 5.0 - r, floor=0.01, guess=guess, rel_tol=1e-6)
+    assert r == pytest.approx(5.0, rel=1e-5)
+    assert r <= 5.0  # the answer itself passes
+
+
+def test_step_function_answer_passes() -> None:
+    """A step-shaped attainment (like a simulation's): the answer is a passing rate within
+    rel_tol of the step at 3."""
+    r = highest_passing_rate(lambda r: 1.0 if r <= 3.0 else -1.0, floor=0.1, rel_tol=1e-3)
+    assert 3.0 * (1 - 2e-3) <= r <= 3.0
+
+
+def test_floor_failing_is_zero_and_ceiling_caps() -> None:
+    assert highest_passing_rate(lambda r: -1.0, floor=0.1, guess=50.0) == 0.0
+    assert highest_passing_rate(lambda r: -1.0, floor=0.1) == 0.0
+    assert highest_passing_rate(lambda r: 1.0, floor=0.1, ceiling=100.0) == 51.2  # 0.1 × 2⁹
+
+
+@given(
+    root=st.floats(0.02, 1e4),
+    guess=st.floats(0.01, 1e5),
+    growth=st.sampled_from([1.5, 2.0]),
+)
+def test_finds_the_crossing_of_a_decreasing_function(
+    root: float, guess: float, growth: float
+) -> None:
+    r = highest_passing_rate(
+        lambda r: 1.0 - r / root, floor=0.01, guess=guess, growth=growth, rel_tol=1e-4
+    )
+    assert r == pytest.approx(root, rel=1e-3)
