@@ -113,7 +113,8 @@ def _step(scen: Scenario, dep: Deployment, rate: float, **extra: object) -> Scal
 def _capacity(scen: Scenario, dep: Deployment, per_gpu_hint: float) -> float:
     """Analytical goodput (req/s) of `dep`, the root finder started from the best deployment's
     goodput per GPU times its GPUs."""
-    return goodput(dep, _grown(scen, dep.gpus), guess=per_gpu_hint * dep.gpus).rate
+    s = _grown(scen, dep.gpus)
+    return goodput(dep, s, guess=per_gpu_hint * dep.gpus, percentiles=False).rate
 
 
 def _scale_nodg(

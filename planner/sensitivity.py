@@ -46,7 +46,9 @@ def _table(
     for strategy, items in res.per_strategy.items():
         if items:
             dep, guess = items[0].deployment, items[0].goodput.rate
-            rows[strategy] = [goodput(dep, v, guess=guess).per_gpu for v in variants]
+            rows[strategy] = [
+                goodput(dep, v, guess=guess, percentiles=False).per_gpu for v in variants
+            ]
     return SensitivityTable(title, labels, rows)
 
 
@@ -96,7 +98,7 @@ def kv_policy_tables(res: PlanResult) -> list[SensitivityTable]:
         if not items:
             continue
         dep, guess = items[0].deployment, items[0].goodput.rate
-        gs = [goodput(dep, v, guess=guess) for v in variants]
+        gs = [goodput(dep, v, guess=guess, percentiles=False) for v in variants]
         good[strategy] = [g.per_gpu for g in gs]
         ims = [v.instance(dep.dtp, dep.dpp) for v in variants]
         limit[strategy] = [im.kv_batch_limit for im in ims]

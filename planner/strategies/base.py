@@ -429,10 +429,17 @@ def _failed(rate: float, binding: str, detail: str, util: dict[str, float]) -> P
 
 
 def goodput(
-    dep: Deployment, scen: Scenario, *, guess: float | None = None, rel_tol: float = 3e-3
+    dep: Deployment,
+    scen: Scenario,
+    *,
+    guess: float | None = None,
+    rel_tol: float = 3e-3,
+    percentiles: bool = True,
 ) -> Goodput:
     """Highest rate with attainment ≥ target (DESIGN.md §3), by `rootfind.highest_passing_rate`
-    from `guess` (req/s, e.g. a nearby scenario's goodput) or from 0.001 req/s per GPU."""
+    from `guess` (req/s, e.g. a nearby scenario's goodput) or from 0.001 req/s per GPU.
+    percentiles=False leaves the latency percentiles of the prediction at that rate empty
+    (callers that only need the rate skip their cost)."""
     target = scen.slo.target
     problem = deployment_problem(dep, scen)
     if problem is not None:
@@ -445,7 +452,7 @@ def goodput(
     rate = highest_passing_rate(excess, floor=floor, guess=guess, rel_tol=rel_tol)
     if rate == 0.0:
         return _unmet(dep, scen, floor)
-    at = predict(dep, scen, rate)
+    at = predict(dep, scen, rate, percentiles=percentiles)
     beyond = predict(dep, scen, rate * (1 + 5 * rel_tol), percentiles=False)
     binding, detail = (
         (beyond.binding, beyond.detail) if not beyond.stable else (at.binding, at.detail)
