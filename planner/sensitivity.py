@@ -87,7 +87,7 @@ def sensitivity(res: PlanResult) -> list[SensitivityTable]:
 def kv_policy_tables(res: PlanResult) -> list[SensitivityTable]:
     """The KV-policy comparison: goodput per GPU of each strategy's best deployment under each
     policy, the KV-bound decode batch of its decode instances, and, at that goodput, the
-    probability that paged allocation must preempt (kv_policy.py; DESIGN.md §1)."""
+    share of time the cache is full under paged allocation (kv_policy.py; DESIGN.md §1)."""
     base = res.scenario
     variants = [base.with_kv(base.kv.model_copy(update={"policy": p})) for p in KV_POLICIES]
     labels: list[str] = list(KV_POLICIES)
@@ -112,7 +112,7 @@ def kv_policy_tables(res: PlanResult) -> list[SensitivityTable]:
         SensitivityTable("goodput per GPU under each KV policy", labels, good),
         SensitivityTable("KV-bound decode batch per (decode) instance", labels, limit, "{:.0f}"),
         SensitivityTable(
-            "share of iterations that must preempt (paged) at that goodput",
+            "share of time the KV cache is full (paged: waits and preemptions) at that goodput",
             labels[:1],
             {k: v[:1] for k, v in risk.items()},
             "{:.1%}",

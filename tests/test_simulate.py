@@ -42,7 +42,8 @@ def test_iteration_timer_matches_roofline(tp: int, pp: int) -> None:
             float(perf.decode_step(b, ctx).total_s), rel=1e-6
         )
     for b, ctx, c, pre in [(10, 500, 400, 100), (0, 0, 512, 0), (50, 2000, 30, 7000)]:
-        t = timer.hybrid_s(b, b * ctx, timer.chunk_attention_s(c, pre), c)
+        chunk_s = timer.chunk_attention_s(c, pre, timer.hybrid_chunk_share)
+        t = timer.hybrid_s(b, b * ctx, chunk_s, c)
         assert t == pytest.approx(float(perf.hybrid_step(b, ctx, c, pre).total_s), rel=1e-6)
 
 

@@ -106,13 +106,16 @@ class IterationTimer:
         att = self.perf.chunk_attention(np.asarray(prompt_tokens, dtype=float), 0.0)
         return np.asarray(att.total_s, dtype=float) * self.perf.model.num_layers
 
-    def chunk_attention_s(self, chunk_tokens: float, prefix_tokens: float) -> float:
-        """All layers' attention of one prompt chunk after `prefix_tokens` cached tokens: the
-        scalar form of `InstancePerf.chunk_attention` (same FLOPs, bytes and tile size), since a
-        numpy call per simulated iteration would dominate the run time."""
+    def chunk_attention_s(
+        self, chunk_tokens: float, prefix_tokens: float, share: float = 1.0
+    ) -> float:
+        """All layers' attention of one prompt chunk after `prefix_tokens` cached tokens (or
+        `share` of its FLOPs and bytes): the scalar form of `InstancePerf.chunk_attention` (same
+        FLOPs, bytes and tile size), since a numpy call per simulated iteration would dominate
+        the run time."""
         c, pre = float(chunk_tokens), float(prefix_tokens)
-        flops = 4.0 * c * (pre + c / 2.0) * self._q_rank
-        bytes_ = pre * self._kv_rank + c * (self._q_bytes_rank + self._kv_rank)
+        flops = share * 4.0 * c * (pre + c / 2.0) * self._q_rank
+        bytes_ = share * (pre * self._kv_rank + c * (self._q_bytes_rank + self._kv_rank))
         size = math.log(max((max(c, 1.0) * max(pre + c, 1.0) * self._head_dim) ** (1 / 3), 1.0))
         xs, ys = self._eff_log_sizes, self._eff_values
         j = bisect.bisect_right(xs, size)
@@ -140,9 +143,22 @@ class IterationTimer:
         per_micro = kv_tokens * micro / max(batch, 1)
         return self.tokens_s(micro) + self.head_s(micro) + self.decode_attention_s(per_micro)
 
+    @property
+    def hybrid_chunk_share(self) -> float:
+        """Share of a prompt chunk's attention work in one hybrid micro-batch (1/pp)."""
+        return 1.0 / self.perf.pp
+
     def hybrid_s(self, batch: int, kv_tokens: float, chunk_s: float, chunk_tokens: int) -> float:
         """A Sarathi iteration: `batch` decodes reading `kv_tokens` plus prompt chunks of
-        `chunk_tokens` tokens whose attention takes `chunk_s` (as `InstancePerf.hybrid_step`)."""
-        rows = batch + (1 if chunk_tokens > 0 else 0)
-        attn = self.decode_attention_s(kv_tokens) if batch > 0 else self._attn_zero_s
-        return self.tokens_s(batch + chunk_tokens) + self.head_s(rows) + attn + chunk_s
+        `chunk_tokens` tokens whose attention (at `hybrid_chunk_share` of their work) takes
+        `chunk_s`; with pp stages, pp micro-batches of ⌈batch/pp⌉ decodes and ⌈chunk/pp⌉
+        chunk tokens (as `InstancePerf.hybrid_step`)."""
+        pp = self.perf.pp
+        micro = -(-batch // pp)
+        micro_c = -(-chunk_tokens // pp)
+        rows = micro + (1 if chunk_tokens > 0 else 0)
+        if batch > 0:
+            attn = self.decode_attention_s(kv_tokens * micro / batch)
+        else:
+            attn = self._attn_zero_s
+        return self.tokens_s(micro + micro_c) + self.head_s(rows) + attn + chunk_s

@@ -252,8 +252,18 @@ class InstancePerf:
         """A Sarathi hybrid iteration: `decode_batch` decodes plus a prefill chunk of
         `chunk_tokens` whose request already has `chunk_prefix` tokens in the KV cache: one
         forward of b + c tokens with a decode and a chunk attention kernel per layer. The
-        chunk's re-read of the prefix KV is the extra cost of chunking."""
+        chunk's re-read of the prefix KV is the extra cost of chunking.
+
+        With pp > 1 the iteration runs, like a decode step, as pp micro-batches that fill the
+        pipe (Sarathi-Serve's hybrid micro-batches): each carries ⌈b/pp⌉ decodes, ⌈c/pp⌉ chunk
+        tokens and 1/pp of the chunk attention's FLOPs and bytes, and the iteration takes one
+        micro-batch's pass through every stage."""
+        pp = self.pp
         b = np.asarray(decode_batch, dtype=float)
         c = np.asarray(chunk_tokens, dtype=float)
-        attn = self.decode_attention(b, decode_context) + self.chunk_attention(c, chunk_prefix)
-        return self._forward(b + c, attn, b + (c > 0))
+        micro_b = np.ceil(b / pp)
+        micro_c = np.ceil(c / pp)
+        attn = self.decode_attention(micro_b, decode_context) + self.chunk_attention(
+            c, chunk_prefix, 1.0 / pp
+        )
+        return self._forward(micro_b + micro_c, attn, micro_b + (c > 0))

@@ -361,7 +361,7 @@ class Instance:
                 self.kv_waiting -= need
                 self.kv_static += need
             c = min(p - done, budget)
-            chunk_s += self.timer.chunk_attention_s(c, done)
+            chunk_s += self.timer.chunk_attention_s(c, done, self.timer.hybrid_chunk_share)
             chunk_tokens += c
             budget -= c
             self._progress[rid] = done + c

@@ -110,13 +110,15 @@ class InstanceModel:
     kv_held_var: float = 0.0
 
     def kv_overflow_probability(self, batch: float) -> float:
-        """P(the KV held by `batch` decoding requests exceeds the cache): a normal approximation
-        of the sum of `batch` independent holdings. Under `paged` this is the share of
-        iterations that preempt a request."""
+        """P(the KV held by the decoding requests exceeds the cache) when `batch` of them decode
+        on average: their number is Poisson (an M/G/∞ population) and their holdings h are
+        independent, so the total has mean B·E[h] and variance B·E[h²] (compound Poisson),
+        taken as normal. Under `paged` this is the share of time the cache is full, when new
+        requests wait for memory and running ones are preempted."""
         if batch <= 0:
             return 0.0
         mu = batch * self.kv_held_mean
-        sd = float(np.sqrt(batch * self.kv_held_var)) or 1e-9
+        sd = float(np.sqrt(batch * (self.kv_held_var + self.kv_held_mean**2))) or 1e-9
         return float(0.5 * special.erfc((self.memory.kv_capacity_tokens - mu) / (sd * np.sqrt(2))))
 
     @cached_property
@@ -389,6 +391,18 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
         binding, detail = "TTFT", res.ttft_driver
     else:
         binding, detail = "TPOT", res.tpot_driver
+    # paged KV: by PASTA a share p_full of requests finds the cache full; they wait for memory
+    # or are preempted and recomputed, and count as missing the SLO
+    p_full = 0.0
+    if scen.kv.policy == "paged":
+        p_full = scen.instance(dep.dtp, dep.dpp).kv_overflow_probability(res.decode_batch)
+    if 1.0 - p_full < min(a_ttft, a_tpot):
+        binding = "KV memory"
+        detail = (
+            f"KV cache full {p_full:.0%} of the time at decode batch {res.decode_batch:.0f} per "
+            "instance (paged: requests then wait for memory or are preempted)"
+        )
+    attain *= 1.0 - p_full
     ttft_p: dict[int, float] = {}
     tpot_p: dict[int, float] = {}
     if percentiles:

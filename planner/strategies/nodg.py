@@ -11,12 +11,20 @@ vllm — separate batching, prefill priority. Per instance (rate λ/n), prefills
   Little's law with TPOT = t_d(B)/(1 − ρ_p).
 
 sarathi — chunked prefill under a per-iteration token budget C, decode priority (stall-free).
-  Each iteration carries all B decodes plus up to C − B prefill tokens; its time t_C comes from
-  the roofline hybrid step, including the chunk's re-read of the prompt prefix KV. Prefill tokens
-  are served at μ = (C − B)/t_C tokens/s: TTFT = W_q + I_i/μ + t_C, an M/G/1 in tokens. The mean
-  iteration time is the harmonic mix of t_C (share ρ_p of the time) and t_d; a request's TPOT
-  rises by (t_C − t_d)/n_i for each hybrid iteration it shares, counted from the compound prefill
-  work arriving during its life.
+  Each iteration carries all B decodes plus up to C − B prefill tokens; its time comes from the
+  roofline hybrid step, including the chunk's re-read of the prompt prefix KV (with pp stages,
+  as pp micro-batches like a decode step). A full iteration sets the prefill capacity
+  μ = (C − B)/t_full tokens/s: TTFT = W_q + I_i/μ + t_c, an M/G/1 in tokens. A typical hybrid
+  iteration carries only what waits, c = min(C − B, max(E[I], λ·E[I]·t_c)) tokens (a whole
+  short prompt, or the tokens arriving per iteration at high rates), and takes t_c; hybrid
+  iterations fill a share min(1, λ·E[I]·t_c/c) of the time, and the mean iteration time is the
+  harmonic mix of t_c and t_d. A request's TPOT rises by (t_c − t_d)/n_i for each hybrid
+  iteration it shares, counted from the compound prefill work arriving during its life and its
+  own wait and prefill (with decode priority, prompts queued behind it are chunked into its
+  decode iterations).
+
+Paged KV (every strategy, `base.predict`): by PASTA, the share of time the KV cache is full is
+the share of requests that wait for memory or are preempted; they count as missing the SLO.
 """
 
 from __future__ import annotations
@@ -93,25 +101,49 @@ def vllm(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
     return vllm_instance(im, rate / dep.instances, scen.workload.arrivals.ca2)
 
 
+def _hybrid_iterations(
+    im: InstanceModel, batch: np.ndarray, budget_tokens: float, token_rate: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(prompt-token room C − b, time of a full hybrid iteration, prompt tokens c of a typical
+    hybrid iteration and its time t_c) at each decode batch b.
+
+    A full iteration fills the budget; it sets the chunked-prefill capacity μ = (C − b)/t_full.
+    A typical iteration takes what waits: c = min(C − b, max(E[I], λ·E[I]·t_c)) tokens — long
+    prompts fill the budget, short ones arrive one (E[I] tokens) or, at high rates,
+    λ·E[I]·t_c tokens per iteration — so c is a fixed point (four passes from c = E[I]). A chunk
+    re-reads its prompt's prefix KV: the token-weighted mean prefix E[I²]/(2E[I]) less c/2.
+    """
+    mean_in = float(im.inp.mean())
+    room = np.maximum(budget_tokens - batch, 0.0)
+    half_prompt = float((im.inp**2).mean()) / (2.0 * mean_in)
+
+    def step_s(chunk: np.ndarray) -> np.ndarray:
+        prefix = np.maximum(half_prompt - chunk / 2.0, 0.0)
+        t = im.perf.hybrid_step(batch, im.decode_context, chunk, prefix).total_s
+        return np.asarray(t, dtype=float)
+
+    chunk = np.minimum(room, mean_in)
+    for _ in range(4):
+        chunk = np.minimum(room, np.maximum(mean_in, token_rate * step_s(chunk)))
+    return room, step_s(room), chunk, step_s(chunk)
+
+
 def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
     """NoDG with Sarathi-style chunked prefill under a token budget of `chunk_tokens`."""
     im = scen.instance(dep.tp, dep.pp)
     ca2 = scen.workload.arrivals.ca2
     rate_i = rate / dep.instances
-    budget = float(dep.chunk_tokens)
     b = np.arange(im.step_s.size, dtype=float)
-    chunk = np.maximum(budget - b, 0.0)
     mean_in = float(im.inp.mean())
-    # mean prompt prefix already in the KV cache when a chunk runs: token-weighted I/2, less c/2
-    prefix = np.maximum(float((im.inp**2).mean()) / (2.0 * mean_in) - chunk / 2.0, 0.0)
-    t_c = im.perf.hybrid_step(b, im.decode_context, chunk, prefix).total_s
+    token_rate = rate_i * mean_in
+    room, t_full, chunk, t_c = _hybrid_iterations(im, b, float(dep.chunk_tokens), token_rate)
     t_d = im.step_s
     with np.errstate(divide="ignore", invalid="ignore"):
-        mu = np.where(chunk > 0, chunk / t_c, 0.0)  # prefill tokens per second while active
-        rho = np.where(mu > 0, rate_i * mean_in / mu, np.inf)
-        tpot_mean = np.where(
-            rho < 1, 1.0 / (np.minimum(rho, 1) / t_c + (1 - np.minimum(rho, 1)) / t_d), np.inf
-        )
+        mu = np.where(room > 0, room / t_full, 0.0)  # prefill capacity, tokens/s
+        rho = np.where(mu > 0, token_rate / mu, np.inf)
+        # share of time in hybrid iterations of c tokens
+        hyb = np.where(chunk > 0, np.minimum(token_rate * t_c / chunk, 1.0), 1.0)
+        tpot_mean = np.where(rho < 1, 1.0 / (hyb / t_c + (1 - hyb) / t_d), np.inf)
     demand = rate_i * im.mean_steps * tpot_mean
     ok = np.nonzero((demand <= b) & (rho < 1))[0]
     ok = ok[ok >= 1]
@@ -131,12 +163,17 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
     if (bad := kv_check(im, batch)) is not None:
         return bad
     t_ci, t_di, mu_i, rho_i = float(t_c[i]), float(t_d[i]), float(mu[i]), float(rho[i])
-    service = im.inp / mu_i
+    service = im.inp / mu_i  # a prompt's chunked prefill when the queue is busy
     wait = mg1_wait(rate_i, float(service.mean()), float((service**2).mean()), ca2)
+    active = im.inp * t_ci / max(float(chunk[i]), 1.0)  # hybrid seconds a prompt adds
     n = im.steps
     life = n * float(tpot_mean[i])
+    # decodes have priority, so a request decodes as soon as its own prefill ends, while the
+    # prompts that arrived during its wait and prefill are still queued (FIFO): they are chunked
+    # into its decode iterations too, so the horizon of interfering work includes its sojourn
+    horizon = life + wait.mean_s + service
     x_mean, x_var = compound_moments(
-        rate_i, life, float(service.mean()), float((service**2).mean()), ca2
+        rate_i, horizon, float(active.mean()), float((active**2).mean()), ca2
     )
     gain = t_ci / max(t_ci - t_di, 1e-12)  # prefill-active seconds per second of TPOT excess·n
 
