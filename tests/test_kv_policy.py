@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from planner.kv_policy import KV_POLICIES, KVPolicy, held_tokens, predicted_outputs
 from planner.simulate import simulate
-from planner.strategies import Deployment, goodput
+from planner.strategies import Deployment, goodput, predict
 
 from .test_strategies import scenario
 
@@ -81,3 +83,28 @@ def test_simulated_pipelining_holds_at_least_the_predicted_batch() -> None:
         for p in ("max", "predicted", "predicted+pipelining", "paged")
     }
     assert batch["max"] < batch["predicted"] <= batch["predicted+pipelining"] <= batch["paged"]
+
+
+def test_kv_full_share_by_hand() -> None:
+    """Compound-Poisson occupancy: B = 20 decoding requests on average, each holding h tokens
+    with mean m and variance v, total ~ Normal(B·m, B·(v + m²)); P(total > K)."""
+    im = scenario("llama-30b").instance(4, 1)
+    b, m, v, cap = 20.0, im.kv_held_mean, im.kv_held_var, im.memory.kv_capacity_tokens
+    z = (cap - b * m) / math.sqrt(b * (v + m * m))
+    assert im.kv_overflow_probability(b) == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)))
+    assert im.kv_overflow_probability(0.0) == 0.0
+    assert im.kv_overflow_probability(im.kv_batch_limit) == pytest.approx(0.5)
+
+
+def test_paged_attainment_counts_requests_that_find_the_cache_full() -> None:
+    """Under paged allocation the attainment is at most the latency attainment times
+    (1 − P(cache full)); on a KV-bound deployment that factor is what binds."""
+    scen = scenario("llama-30b")
+    dep = Deployment("sarathi", tp=2, instances=16, chunk_tokens=256)
+    g = goodput(dep, scen)
+    assert g.binding == "KV memory", g.detail
+    p = predict(dep, scen, g.rate, percentiles=False)
+    full = scen.instance(2, 1).kv_overflow_probability(p.decode_batch)
+    assert 0.05 < full < 0.1
+    assert p.attainment <= (1.0 - full) * min(p.ttft_attainment, p.tpot_attainment) + 1e-12
+    assert min(p.ttft_attainment, p.tpot_attainment) > 0.95

@@ -130,3 +130,15 @@ def test_moe_decode_touches_fewer_expert_weights_at_batch_one(l20: GPU) -> None:
     t1 = float(p.decode_step(1, 100).memory_s)
     t64 = float(p.decode_step(64, 100).memory_s)
     assert t64 > 2 * t1  # batch 64 touches all 8 experts, batch 1 only 2
+
+
+@pytest.mark.parametrize("pp", [1, 2])
+def test_hybrid_step_is_continuous_with_decode_step(l20: GPU, pp: int) -> None:
+    """A hybrid step with a vanishing chunk costs a decode step plus the chunk kernels' launches,
+    for every pp: hybrid iterations pipeline their micro-batches like decode steps do."""
+    m = catalog.load_model("llama-30b")
+    perf = InstancePerf(m, l20, l20.intra_node, tp=2, pp=pp)
+    for b in (16, 150):
+        decode = float(perf.decode_step(b, 500).total_s)
+        hybrid = float(perf.hybrid_step(b, 500, 1, 0).total_s)
+        assert decode < hybrid < decode + 0.002  # one token and one kernel launch per layer

@@ -110,8 +110,11 @@ def _hybrid_iterations(
     A full iteration fills the budget; it sets the chunked-prefill capacity μ = (C − b)/t_full.
     A typical iteration takes what waits: c = min(C − b, max(E[I], λ·E[I]·t_c)) tokens — long
     prompts fill the budget, short ones arrive one (E[I] tokens) or, at high rates,
-    λ·E[I]·t_c tokens per iteration — so c is a fixed point (four passes from c = E[I]). A chunk
-    re-reads its prompt's prefix KV: the token-weighted mean prefix E[I²]/(2E[I]) less c/2.
+    λ·E[I]·t_c tokens per iteration. With t_c linear in c between c = E[I] and the full chunk
+    (t = t_0 + k·c), the fixed point is c = λ·E[I]·t_0 / (1 − λ·E[I]·k), clipped to
+    [E[I], C − b] (the full chunk when λ·E[I]·k ≥ 1), then refined by two passes of the map
+    itself, since t_c is convex rather than linear in c. A chunk re-reads its prompt's prefix KV:
+    the token-weighted mean prefix E[I²]/(2E[I]) less c/2.
     """
     mean_in = float(im.inp.mean())
     room = np.maximum(budget_tokens - batch, 0.0)
@@ -122,10 +125,16 @@ def _hybrid_iterations(
         t = im.perf.hybrid_step(batch, im.decode_context, chunk, prefix).total_s
         return np.asarray(t, dtype=float)
 
-    chunk = np.minimum(room, mean_in)
-    for _ in range(4):
-        chunk = np.minimum(room, np.maximum(mean_in, token_rate * step_s(chunk)))
-    return room, step_s(room), chunk, step_s(chunk)
+    one = np.minimum(room, mean_in)
+    t_one, t_full = step_s(one), step_s(room)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(room > one, (t_full - t_one) / (room - one), 0.0)
+        pull = token_rate * slope
+        fixed = token_rate * (t_one - slope * one) / (1.0 - pull)
+    chunk = np.where(pull < 1.0, np.clip(fixed, one, room), room)
+    for _ in range(2):  # the step time is convex in c, not linear: refine on the curve itself
+        chunk = np.where(pull < 1.0, np.clip(token_rate * step_s(chunk), one, room), room)
+    return room, t_full, chunk, step_s(chunk)
 
 
 def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
