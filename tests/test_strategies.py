@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -160,3 +162,15 @@ def test_sarathi_hybrid_iteration_carries_what_waits() -> None:
     # beyond the chunked-prefill capacity every iteration is full
     room, _, chunk, _ = _hybrid_iterations(short, b, 4096.0, 200.0 * mean_in)
     assert np.array_equal(chunk, room)
+
+
+def test_ecoserve_attainment_does_not_recover_at_higher_rates() -> None:
+    """Once a macro instance saturates it stays saturated as the rate grows (the window's
+    batching does not jump when predicted prefill work outpaces real time), so goodput is the
+    first crossing, not an island of stability above it."""
+    scen = scenario("qwen2-72b", "alpaca")
+    dep = Deployment("ecoserve", tp=4, pp=2, instances=4, macro_size=4, window_s=1.0)
+    att = [predict(dep, scen, r, percentiles=False).attainment for r in np.arange(10, 40, 0.5)]
+    first_fail = next(i for i, a in enumerate(att) if a < 0.5)
+    assert max(att[first_fail:]) < 0.5
+    assert all(b <= a + 0.01 for a, b in itertools.pairwise(att))

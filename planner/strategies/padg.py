@@ -4,11 +4,12 @@ A macro instance of N instances receives λ_m = λ / (macro instances). One inst
 "active": it admits new requests until the predicted prefill work admitted since its switch
 reaches the window budget P (admission check 1, TTFT), then the next instance in turn becomes
 active. The window fills at λ_m·E[s] of predicted work per second (s: a prompt's prefill on its
-own), so the rotation period is T = N·P/(λ_m·E[s]). The active instance batches the prompts it
-admits (factor φ: InstanceModel.batch_factor, at the streaming batch size or, when the window
-fills faster than real time, at the window's P/E[s] prompts), so a window's work takes φ·P
-and the active instance is busy ρ_w = φ·λ_m·E[s]. Per instance the prefill share is
-f_p = ρ_w/N, plus 2δ/T of switching (δ: one iteration of overhead per phase change).
+own), so the rotation period is T = N·P/(λ_m·E[s]). The active instance prefills what it admits
+at once (prefill priority), batching the prompts that wait: the whole stream λ_m flows to it, so
+its batches hold k = 1 + λ_m·T(k) prompts (factor φ: InstanceModel.prefill_batching), a
+window's work takes φ·P and the active instance is busy ρ_w = φ·λ_m·E[s]. Per instance the
+prefill share is f_p = ρ_w/N, plus 2δ/T of switching (δ: one iteration of overhead per phase
+change).
 
 Admission check 2 (mean saved TPOT ≥ admitted prefill work) shrinks the window to the mean slack
 of the decoding requests, E[n²]/(2E[n])·(S_TPOT − TPOT); check 3 bounds the batch by KV memory.
@@ -46,19 +47,8 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     slo = scen.slo
     budget = min(dep.window_s if dep.window_s is not None else slo.ttft_s, slo.ttft_s)
     s_mean = im.service_mean_s  # predicted prefill work per request (admission units)
-    stream_phi, stream_extra_s = im.prefill_batching(rate_m)
+    phi, extra_s = im.prefill_batching(rate_m)
     rho_pred = rate_m * s_mean  # predicted work admitted per second
-
-    def batching(window: float) -> tuple[float, float]:
-        """The active instance batches what it admits: prompts streaming in (k = 1 + λ·T(k)),
-        or, when predicted work arrives faster than real time (ρ_pred ≥ 1), the window's
-        admitted prompts queue and run in batches of up to window / E[s] prompts."""
-        if rho_pred < 1.0:
-            return stream_phi, stream_extra_s
-        phi_w, extra_w = im.batch_factor(window / s_mean)
-        return (phi_w, extra_w) if phi_w < stream_phi else (stream_phi, stream_extra_s)
-
-    phi, extra_s = batching(budget)
     f_p = rho_pred * phi / n_inst
     if f_p >= 1.0:
         return Unstable(
@@ -101,8 +91,6 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
                 f"prefill ({s_mean * 1e3:.0f} ms): new requests pend",
                 {"prefill": f_p},
             )
-        phi, extra_s = batching(window)
-        f_p = rho_pred * phi / n_inst
         share = f_p + (2.0 * delta / period if np.isfinite(period) else 0.0)
         if share >= 1.0:
             return Unstable("prefill capacity", f"prefill + switching share {share:.2f} ≥ 1")
