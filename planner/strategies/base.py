@@ -108,6 +108,10 @@ class InstanceModel:
     step_s: np.ndarray  # decode step time at batch 0..len−1 (entry 0 = entry 1)
     kv_held_mean: float = 0.0  # KV tokens a decoding request holds on average (policy)
     kv_held_var: float = 0.0
+    # rate-independent Sarathi tables per token budget (strategies.nodg._hybrid_iterations)
+    hybrid_tables: dict[int, tuple[np.ndarray, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def kv_overflow_probability(self, batch: float) -> float:
         """P(the KV held by the decoding requests exceeds the cache) when `batch` of them decode

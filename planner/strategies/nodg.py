@@ -102,10 +102,10 @@ def vllm(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
 
 
 def _hybrid_iterations(
-    im: InstanceModel, batch: np.ndarray, budget_tokens: float, token_rate: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(prompt-token room C − b, time of a full hybrid iteration, prompt tokens c of a typical
-    hybrid iteration and its time t_c) at each decode batch b.
+    im: InstanceModel, budget_tokens: int, token_rate: float
+) -> tuple[np.ndarray, ...]:
+    """(decode batches b = 0..C, prompt-token room C − b, time of a full hybrid iteration,
+    prompt tokens c of a typical hybrid iteration and its time t_c) at each b.
 
     A full iteration fills the budget; it sets the chunked-prefill capacity μ = (C − b)/t_full.
     A typical iteration takes what waits: c = min(C − b, max(E[I], λ·E[I]·t_c)) tokens — long
@@ -114,27 +114,33 @@ def _hybrid_iterations(
     (t = t_0 + k·c), the fixed point is c = λ·E[I]·t_0 / (1 − λ·E[I]·k), clipped to
     [E[I], C − b] (the full chunk when λ·E[I]·k ≥ 1), then refined by two passes of the map
     itself, since t_c is convex rather than linear in c. A chunk re-reads its prompt's prefix KV:
-    the token-weighted mean prefix E[I²]/(2E[I]) less c/2.
+    the token-weighted mean prefix E[I²]/(2E[I]) less c/2. The rate-independent parts are
+    computed once per instance and budget.
     """
     mean_in = float(im.inp.mean())
-    room = np.maximum(budget_tokens - batch, 0.0)
     half_prompt = float((im.inp**2).mean()) / (2.0 * mean_in)
+    batch = np.arange(min(im.step_s.size, budget_tokens + 1), dtype=float)
 
     def step_s(chunk: np.ndarray) -> np.ndarray:
         prefix = np.maximum(half_prompt - chunk / 2.0, 0.0)
         t = im.perf.hybrid_step(batch, im.decode_context, chunk, prefix).total_s
         return np.asarray(t, dtype=float)
 
-    one = np.minimum(room, mean_in)
-    t_one, t_full = step_s(one), step_s(room)
+    if budget_tokens not in im.hybrid_tables:
+        room = np.maximum(budget_tokens - batch, 0.0)
+        one = np.minimum(room, mean_in)
+        t_one, t_full = step_s(one), step_s(room)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(room > one, (t_full - t_one) / (room - one), 0.0)
+        im.hybrid_tables[budget_tokens] = (room, one, t_one, t_full, slope)
+    room, one, t_one, t_full, slope = im.hybrid_tables[budget_tokens]
+    pull = token_rate * slope
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(room > one, (t_full - t_one) / (room - one), 0.0)
-        pull = token_rate * slope
         fixed = token_rate * (t_one - slope * one) / (1.0 - pull)
     chunk = np.where(pull < 1.0, np.clip(fixed, one, room), room)
     for _ in range(2):  # the step time is convex in c, not linear: refine on the curve itself
         chunk = np.where(pull < 1.0, np.clip(token_rate * step_s(chunk), one, room), room)
-    return room, t_full, chunk, step_s(chunk)
+    return batch, room, t_full, chunk, step_s(chunk)
 
 
 def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
@@ -142,11 +148,10 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
     im = scen.instance(dep.tp, dep.pp)
     ca2 = scen.workload.arrivals.ca2
     rate_i = rate / dep.instances
-    b = np.arange(im.step_s.size, dtype=float)
     mean_in = float(im.inp.mean())
     token_rate = rate_i * mean_in
-    room, t_full, chunk, t_c = _hybrid_iterations(im, b, float(dep.chunk_tokens), token_rate)
-    t_d = im.step_s
+    b, room, t_full, chunk, t_c = _hybrid_iterations(im, dep.chunk_tokens, token_rate)
+    t_d = im.step_s[: b.size]
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = np.where(room > 0, room / t_full, 0.0)  # prefill capacity, tokens/s
         rho = np.where(mu > 0, token_rate / mu, np.inf)
