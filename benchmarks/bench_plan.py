@@ -1,7 +1,8 @@
 """Wall time of `ecoplan plan` (process start included): `python benchmarks/bench_plan.py`.
 
-Runs the default scenario (32×L20) and a 256-GPU cluster (32 nodes × 8 L20) as subprocesses,
-three times each, and prints the best and median wall time.
+Runs the default scenario (32×L20, with and without the sensitivity, KV-policy and ramp
+sections) and a 256-GPU cluster (32 nodes × 8 L20) as subprocesses, three times each, and prints
+the best and median wall time.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> None:
         big.write_text(BIG)
         cases = {
             "default (32 GPUs)": [*exe, "plan", "--out", f"{d}/a.md"],
+            "default, --no-sensitivity": [*exe, "plan", "--no-sensitivity", "--out", f"{d}/c.md"],
             "256 GPUs": [*exe, "plan", str(big), "--out", f"{d}/b.md"],
         }
         for name, args in cases.items():
