@@ -57,15 +57,14 @@ def predicted_outputs(out: np.ndarray, cv: float, u: np.ndarray) -> np.ndarray:
     return np.maximum(np.rint(out * np.exp(sig * z - sig * sig / 2.0)), 1.0)
 
 
-def reservation_tokens(
-    policy: KVPolicy, inp: np.ndarray, out: np.ndarray, max_out: float, pred: np.ndarray
-) -> np.ndarray:
-    """Tokens each request reserves at admission (prompt included); paged: the prompt."""
+def reserved_output_tokens(policy: KVPolicy, max_out: float, pred: np.ndarray) -> np.ndarray:
+    """Output tokens each request reserves at admission beyond its prompt: none under paged,
+    max_tokens under max, its predicted output under the predicted policies."""
     if policy.policy == "paged":
-        return inp.astype(float)
+        return np.zeros(pred.shape)
     if policy.policy == "max":
-        return inp + max_out
-    return inp + pred
+        return np.full(pred.shape, float(max_out))
+    return pred.astype(float)
 
 
 def held_tokens(
@@ -79,7 +78,7 @@ def held_tokens(
         return context
     if policy.policy == "max":
         return inp + max_out  # outputs stop at max_tokens, so the reservation always suffices
-    res = reservation_tokens(policy, inp, out, max_out, pred) - inp
+    res = reserved_output_tokens(policy, max_out, pred)
     # max(res, g) averaged over g uniform in [0, out]: res when res ≥ out, else (res² + out²)/2out
     over = np.where(res >= out, res, (res**2 + out**2) / (2.0 * np.maximum(out, 1.0)))
     held = inp + over

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from planner.errors import PlannerError
-from planner.kv_policy import LEND_SHARE, KVPolicy, predicted_outputs
+from planner.kv_policy import LEND_SHARE, KVPolicy, predicted_outputs, reserved_output_tokens
 from planner.perf.memory import DEFAULT_MAX_BATCHED_TOKENS
 from planner.simulate.instance import Instance, Mode, RequestTable
 from planner.simulate.requests import RequestStream, draw_requests
@@ -109,14 +109,10 @@ class _Loop:
 
 def _reservations(scen: Scenario, stream: RequestStream, seed: int) -> list[int]:
     """KV tokens each request reserves beyond its prompt under the scenario's KV policy."""
-    kv = scen.kv
-    n = stream.size
-    if kv.policy == "paged":
-        return [0] * n
-    if kv.policy == "max":
-        return [int(scen.max_output_tokens)] * n
-    u = np.random.default_rng([seed, 4]).random(n)
-    return predicted_outputs(stream.output_tokens, kv.prediction_cv, u).astype(int).tolist()
+    u = np.random.default_rng([seed, 4]).random(stream.size)
+    pred = predicted_outputs(stream.output_tokens, scen.kv.prediction_cv, u)
+    reserved = reserved_output_tokens(scen.kv, scen.max_output_tokens, pred)
+    return reserved.astype(int).tolist()
 
 
 def _table(stream: RequestStream, im: InstanceModel, scen: Scenario, seed: int) -> RequestTable:
