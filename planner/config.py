@@ -148,6 +148,13 @@ class DeploymentSpec(_Strict):
 DEFAULT_RAMP = (20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0)
 
 
+def _positive_rates(v: list[float] | None) -> list[float] | None:
+    """Request rates (req/s) must be positive and finite."""
+    if v is not None and any(not (math.isfinite(r) and r > 0) for r in v):
+        raise ValueError("rates must be positive finite numbers")
+    return v
+
+
 class RampSpec(_Strict):
     """A request-rate ramp or daily profile: one rate per step of `step_hours`."""
 
@@ -156,12 +163,7 @@ class RampSpec(_Strict):
     macro_min: int = Field(default=6, ge=1, description="N_l: EcoServe's lower bound (paper: 6)")
     macro_max: int = Field(default=11, ge=1, description="N_u: upper bound (paper: 11)")
 
-    @field_validator("rates")
-    @classmethod
-    def _positive(cls, v: list[float]) -> list[float]:
-        if any(not (math.isfinite(r) and r > 0) for r in v):
-            raise ValueError("rates must be positive numbers")
-        return v
+    _rates = field_validator("rates")(_positive_rates)
 
 
 class PlanFile(_Strict):
@@ -180,13 +182,7 @@ class PlanFile(_Strict):
     deployments: list[DeploymentSpec] = Field(default_factory=list)
     rates: list[float] | None = Field(default=None, description="rates for `evaluate`'s table")
 
-    @field_validator("rates")
-    @classmethod
-    def _rates(cls, v: list[float] | None) -> list[float] | None:
-
-        if v is not None and any(not (math.isfinite(r) and r > 0) for r in v):
-            raise ValueError("rates must be positive finite numbers")
-        return v
+    _rates = field_validator("rates")(_positive_rates)
 
     # ---- conversion -------------------------------------------------------------------------
     def build_model(self, base_dir: Path) -> ModelSpec:

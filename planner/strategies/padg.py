@@ -49,7 +49,8 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     s_mean = im.service_mean_s  # predicted prefill work per request (admission units)
     phi, extra_s = im.prefill_batching(rate_m)
     rho_pred = rate_m * s_mean  # predicted work admitted per second
-    f_p = rho_pred * phi / n_inst
+    rho_w = rho_pred * phi  # busy share of the active instance
+    f_p = rho_w / n_inst
     if f_p >= 1.0:
         return Unstable(
             "prefill capacity", f"prefill share per instance {f_p:.2f} ≥ 1", {"prefill": f_p}
@@ -65,7 +66,7 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         period = n_inst * window / rho_pred if rho_pred > 0 else np.inf
         return window, period
 
-    def hits(t_d: float, window: float, period: float, phi: float) -> tuple[np.ndarray, float]:
+    def hits(t_d: float, window: float, period: float) -> tuple[np.ndarray, float]:
         """Windows each request meets during its decode, and the time one window takes.
 
         A window takes hit = φ·P + 2δ and recurs every rotation T, leaving T − hit of decoding:
@@ -76,7 +77,7 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         prefills interleave with decode steps at a random phase and x is the expected count."""
         hit = window * phi + 2.0 * delta
         x = n * t_d / max(period - hit, 1e-9)
-        return (np.floor(x) if rho_pred * phi >= 1.0 else x), hit
+        return (np.floor(x) if rho_w >= 1.0 else x), hit
 
     # fixed point: TPOT depends on the window (switch overhead), the window on TPOT (slack)
     t_d = im.step_at(1.0)
@@ -94,7 +95,7 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         share = f_p + (2.0 * delta / period if np.isfinite(period) else 0.0)
         if share >= 1.0:
             return Unstable("prefill capacity", f"prefill + switching share {share:.2f} ≥ 1")
-        k, hit = hits(t_d, window, period, phi)
+        k, hit = hits(t_d, window, period)
         slowdown = 1.0 + hit * float(k.sum()) / (t_d * max(float(n.sum()), 1e-9))
         batch = solve_decode_batch(rate_m / n_inst, im.mean_steps, im.step_s, slowdown)
         if batch is None:
@@ -109,10 +110,9 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     if (bad := kv_check(im, batch)) is not None:
         return bad
     residual = t_d / 2.0 + delta
-    rho_w = rho_pred * phi  # busy share of the active instance
     wait = mg1_wait(rate_m, s_mean * phi, im.service_m2_s2 * phi**2, ca2) if rho_w < 1.0 else None
     fixed = im.prefill_s + extra_s
-    x, hit = hits(t_d, window, period, phi)
+    x, hit = hits(t_d, window, period)
     k_lo = np.floor(x)
     frac = x - k_lo
 
