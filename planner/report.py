@@ -372,8 +372,8 @@ def render_markdown(
         "on the link; PaDG windows and rolling activation per EcoServe's admission checks.",
         f"- Request lengths: {s.samples} stratified samples; {s.workload.input.kind} input and "
         f"{s.workload.output.kind} output distributions, independent.",
-        "- Waiting prompts are prefilled in batches (k = 1 + λ·T(k) prompts, or an EcoServe "
-        "window's admitted prompts) up to the 8,192-token budget.",
+        "- Waiting prompts are prefilled in batches of k = 1 + λ·T(k) prompts (λ: the prompt "
+        "rate into the prefilling instance) up to the 8,192-token budget.",
         "- Prices are estimates unless set in the plan file; see the GPU profile's sources.",
         "",
     ]
