@@ -332,12 +332,11 @@ def _render_confirmation(confirmed: list[Confirmation]) -> None:
     for col in ("strategy", "deployment", "analytical", "simulated (95% CI)", "gap"):
         t.add_column(col, overflow="fold")
     for c in confirmed:
-        lo, hi = c.sim.ci_per_gpu
         t.add_row(
             c.ranked.deployment.strategy,
             c.ranked.deployment.label(),
             f"{c.ranked.goodput.per_gpu:.3f}",
-            f"{c.sim.per_gpu:.3f} ({lo:.3f}–{hi:.3f})",
+            c.sim.ci_text(),
             f"{c.gap:+.1%}",
         )
     console.print(t)
@@ -445,16 +444,13 @@ def _render_simulation(scen: Scenario, rep: SimReport) -> None:
         for col in ("strategy", "deployment", "GPUs", "analytical", "simulated (95% CI)", "gap"):
             g.add_column(col, overflow="fold")
         for c in rep.goodputs:
-            lo, hi = c.simulated.ci_per_gpu
-            s = c.simulated.per_gpu
-            gap = (c.analytical.per_gpu - s) / s if s > 0 else float("nan")
             g.add_row(
                 c.analytical.deployment.strategy,
                 c.analytical.deployment.label(),
                 str(c.analytical.deployment.gpus),
                 f"{c.analytical.per_gpu:.3f}",
-                f"{s:.3f} ({lo:.3f}–{hi:.3f})",
-                f"{gap:+.1%}",
+                c.simulated.ci_text(),
+                f"{c.simulated.gap(c.analytical.per_gpu):+.1%}",
             )
         console.print(g)
     t = Table(title=f"simulated service at each rate (SLO attainment target {scen.slo.target:.0%})")
@@ -553,10 +549,10 @@ def _render_scaling(plans: list[ScalePlan], ramp: RampSpec) -> None:
     for p in plans:
         if p.steps and p.steps[0].macro_sizes:
             m = Table(title=f"mitosis schedule ({p.strategy})")
-            for col in ("rate", "instances", "event", "GPUs", "attainment"):
+            for col in report.MITOSIS_COLUMNS:
                 m.add_column(col)
             for s in p.steps:
-                m.add_row(f"{s.rate:g}/s", s.label(), s.event, str(s.gpus), f"{s.attainment:.1%}")
+                m.add_row(*report.mitosis_cells(s))
             console.print(m)
 
 

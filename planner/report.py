@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import PlannerError
-from planner.scaling import RampSpec, ScalePlan
+from planner.scaling import RampSpec, ScalePlan, ScaleStep
 from planner.search import PlanResult, Ranked
 from planner.sensitivity import SensitivityTable
 from planner.simulate.confirm import Confirmation
@@ -102,14 +102,13 @@ def _confirmation_section(confirmed: list[Confirmation]) -> list[str]:
     rows = []
     for c in confirmed:
         d = c.ranked.deployment
-        lo, hi = c.sim.ci_per_gpu
         at = c.sim.at_rate
         rows.append(
             [
                 d.strategy,
                 d.label(),
                 f"{c.ranked.goodput.per_gpu:.3f}",
-                f"{c.sim.per_gpu:.3f} ({lo:.3f}–{hi:.3f})",
+                c.sim.ci_text(),
                 f"{c.gap:+.1%}",
                 _s(at.ttft_s[90]) if at else "–",
                 _ms(at.tpot_s[90]) if at else "–",
@@ -217,6 +216,14 @@ def plot_sensitivity_png(tables: list[SensitivityTable]) -> bytes | None:
     return buf.getvalue()
 
 
+MITOSIS_COLUMNS = ("rate", "instances", "event", "GPUs", "attainment")
+
+
+def mitosis_cells(step: ScaleStep) -> list[str]:
+    """One row of a mitosis schedule, in MITOSIS_COLUMNS order."""
+    return [f"{step.rate:g}/s", step.label(), step.event, str(step.gpus), f"{step.attainment:.1%}"]
+
+
 def _scaling_section(plans: list[ScalePlan], ramp: RampSpec) -> list[str]:
     rates = ", ".join(f"{r:g}" for r in ramp.rates)
     lines = [
@@ -254,13 +261,7 @@ def _scaling_section(plans: list[ScalePlan], ramp: RampSpec) -> list[str]:
             lines += [
                 f"**Mitosis schedule ({p.strategy})**",
                 "",
-                _table(
-                    ["rate", "instances", "event", "GPUs", "attainment"],
-                    [
-                        [f"{s.rate:g}/s", s.label(), s.event, str(s.gpus), f"{s.attainment:.1%}"]
-                        for s in p.steps
-                    ],
-                ),
+                _table(list(MITOSIS_COLUMNS), [mitosis_cells(s) for s in p.steps]),
                 "",
             ]
     return lines

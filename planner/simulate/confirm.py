@@ -19,9 +19,7 @@ class Confirmation:
     @property
     def gap(self) -> float:
         """(analytical − simulated) / simulated per-GPU goodput."""
-        s = self.sim.per_gpu
-        a = self.ranked.goodput.per_gpu
-        return (a - s) / s if s > 0 else (0.0 if a == 0 else float("inf"))
+        return self.sim.gap(self.ranked.goodput.per_gpu)
 
 
 def to_confirm(res: PlanResult, top: int) -> list[Ranked]:

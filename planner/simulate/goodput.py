@@ -43,6 +43,16 @@ class SimGoodput:
     def per_gpu(self) -> float:
         return self.rate / self.deployment.gpus
 
+    def gap(self, analytical_per_gpu: float) -> float:
+        """(analytical − simulated) / simulated per-GPU goodput (0 when both are 0)."""
+        s, a = self.per_gpu, analytical_per_gpu
+        return (a - s) / s if s > 0 else (0.0 if a == 0 else float("inf"))
+
+    def ci_text(self) -> str:
+        """Per-GPU goodput and its 95% interval, e.g. `0.412 (0.380–0.444)`."""
+        lo, hi = self.ci_per_gpu
+        return f"{self.per_gpu:.3f} ({lo:.3f}–{hi:.3f})"
+
     @property
     def ci_per_gpu(self) -> tuple[float, float]:
         """95% Student-t interval of the mean per-GPU goodput over seeds."""

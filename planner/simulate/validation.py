@@ -78,10 +78,9 @@ def render(checks: Sequence[ExampleCheck], seeds: Sequence[int]) -> str:
     ]
     for c in checks:
         for r in c.rows:
-            lo, hi = r.sim.ci_per_gpu
             lines.append(
                 f"| {c.name} | {r.ranked.deployment.strategy} | {r.ranked.deployment.label()} | "
-                f"{r.ranked.goodput.per_gpu:.3f} | {r.sim.per_gpu:.3f} ({lo:.3f}–{hi:.3f}) | "
+                f"{r.ranked.goodput.per_gpu:.3f} | {r.sim.ci_text()} | "
                 f"{r.gap:+.1%} |"
             )
     worst = sorted((r for c in checks for r in c.rows), key=lambda r: -abs(r.gap))[:5]
