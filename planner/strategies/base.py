@@ -166,6 +166,12 @@ class InstanceModel:
             kb = i - 1 + lo / (lo - hi)
         return self.batch_factor(kb)
 
+    def batched_service(self, rate: float) -> tuple[float, float, float]:
+        """A prompt's prefill-queue service with waiting prompts batched at `rate` prompts/s:
+        (mean φ·E[s], second moment φ²·E[s²], extra latency), φ from `prefill_batching`."""
+        phi, extra_s = self.prefill_batching(rate)
+        return self.service_mean_s * phi, self.service_m2_s2 * phi**2, extra_s
+
     @cached_property
     def timer(self) -> IterationTimer:
         """Tabulated iteration times for the simulator."""

@@ -69,8 +69,7 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
     ca2 = scen.workload.arrivals.ca2
     c = scen.cluster
     rate_p = rate / dep.instances
-    phi, extra_s = pim.prefill_batching(rate_p)
-    s_mean, s_m2 = pim.service_mean_s * phi, pim.service_m2_s2 * phi**2
+    s_mean, s_m2, extra_s = pim.batched_service(rate_p)
     rho_p = rate_p * s_mean
     if rho_p >= 1.0:
         return Unstable(

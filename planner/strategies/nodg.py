@@ -48,9 +48,8 @@ def kv_check(im: InstanceModel, batch: float) -> Unstable | None:
 
 def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | Unstable:
     """vLLM-style separate batching on one instance receiving `rate_i` requests/s; waiting
-    prompts are prefilled together (`InstanceModel.prefill_batching`)."""
-    phi, extra_s = im.prefill_batching(rate_i)
-    s_mean, s_m2 = im.service_mean_s * phi, im.service_m2_s2 * phi**2
+    prompts are prefilled together (`InstanceModel.batched_service`)."""
+    s_mean, s_m2, extra_s = im.batched_service(rate_i)
     rho = rate_i * s_mean
     if rho >= 1.0:
         return Unstable("prefill capacity", f"prefill utilisation {rho:.2f} ≥ 1", {"prefill": rho})
