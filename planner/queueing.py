@@ -70,6 +70,35 @@ def mg1_wait(rate: float, mean_s: float, second_moment_s2: float, ca2: float = 1
     return ExpTailWait(p_wait=rho, mean_s=allen_cunneen_wait_s(rate, mean_s, second_moment_s2, ca2))
 
 
+def erlang_c(servers: int, offered: float) -> float:
+    """Erlang C: probability that an arrival to an M/M/c queue with offered load a = λ·E[S]
+    (c servers) waits, from the Erlang B recursion B_k = a·B_{k−1}/(k + a·B_{k−1}) and
+    C = c·B_c / (c − a·(1 − B_c)). Returns 1 when a ≥ c."""
+    if offered >= servers:
+        return 1.0
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = offered * b / (k + offered * b)
+    return servers * b / (servers - offered * (1.0 - b))
+
+
+def mgc_wait(
+    rate: float, servers: int, mean_s: float, second_moment_s2: float, ca2: float = 1.0
+) -> ExpTailWait:
+    """G/G/c wait as an ExpTailWait (Allen–Cunneen): P(wait) = Erlang C, and the mean wait of
+    those who wait is (ca² + cs²)/2 · E[S]/(c − λE[S]), the M/M/c value scaled by the
+    variability factor. With c = 1 this is `mg1_wait`."""
+    offered = rate * mean_s
+    if offered >= servers:
+        return ExpTailWait(p_wait=1.0, mean_s=float("inf"))
+    if mean_s <= 0.0:
+        return ExpTailWait(p_wait=0.0, mean_s=0.0)
+    cs2 = max(second_moment_s2 / mean_s**2 - 1.0, 0.0)
+    p_wait = erlang_c(servers, offered)
+    waiting_s = (ca2 + cs2) / 2.0 * mean_s / (servers - offered)
+    return ExpTailWait(p_wait=p_wait, mean_s=p_wait * waiting_s)
+
+
 def compound_cdf(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     """P(X ≤ x) for a compound (Poisson or renewal) sum X approximated by a moment-matched Gamma
     (shape mean²/var, scale var/mean); X = 0 when its mean is 0."""

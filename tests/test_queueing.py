@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from planner.queueing import (
     allen_cunneen_wait_s,
     compound_cdf,
+    erlang_c,
     md1_mean_ttft_s,
     mg1_wait,
+    mgc_wait,
     solve_decode_batch,
 )
 
@@ -60,3 +64,21 @@ def test_decode_batch_littles_law_by_hand() -> None:
     assert solve_decode_batch(10.0, 100.0, steps) == pytest.approx(50.0, abs=1.0)
     # a decode that cannot keep up within the grid returns None
     assert solve_decode_batch(100.0, 100.0, steps) is None
+
+
+def test_erlang_c_by_hand() -> None:
+    # M/M/2 at offered load a = 1: C = (a²/2 · 2/(2 − a)) / (1 + a + a²/2 · 2/(2 − a)) = 1/3
+    assert erlang_c(2, 1.0) == pytest.approx(1.0 / 3.0)
+    # one server: the probability of waiting is the utilisation
+    assert erlang_c(1, 0.7) == pytest.approx(0.7)
+    assert erlang_c(3, 3.0) == 1.0
+
+
+def test_mgc_wait_reduces_to_mg1_and_shrinks_with_servers() -> None:
+    one = mgc_wait(0.5, 1, 1.0, 2.0)
+    assert one == mg1_wait(0.5, 1.0, 2.0)
+    # M/M/2 at a = 1, exponential service of 1 s: E[W] = C/(cμ − λ) = (1/3)/(2 − 1)
+    assert mgc_wait(1.0, 2, 1.0, 2.0).mean_s == pytest.approx(1.0 / 3.0)
+    waits = [mgc_wait(1.5, c, 1.0, 2.0).mean_s for c in (2, 3, 4, 8)]
+    assert all(b < a for a, b in itertools.pairwise(waits))
+    assert not np.isfinite(mgc_wait(2.0, 2, 1.0, 2.0).mean_s)

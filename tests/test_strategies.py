@@ -13,6 +13,7 @@ from planner import catalog
 from planner.hardware import Cluster, Network
 from planner.strategies import Deployment, Scenario, goodput, predict
 from planner.strategies.fudg import nic_request_rate_limit
+from planner.strategies.padg import ACTIVE_PHASES, _active_overlap_s, window_prompts
 from planner.workload import PRESETS, SLO, Arrivals
 
 L20 = catalog.load_gpu("l20")
@@ -175,3 +176,57 @@ def test_ecoserve_attainment_does_not_recover_at_higher_rates() -> None:
     first_fail = next(i for i, a in enumerate(att) if a < 0.5)
     assert max(att[first_fail:]) < 0.5
     assert all(b <= a + 0.01 for a, b in itertools.pairwise(att))
+
+
+def test_window_prompts_by_hand() -> None:
+    """Check 2 with dilution and double counting: B = 1 decode with M = 3 s saved, prompts of
+    s = 1 s, nothing earned between them: j² + 3j − 2 ≤ 0, so j = (−3 + √17)/2."""
+    assert window_prompts(1.0, 3.0, 1.0, 0.0) == pytest.approx(1.0 + (-3.0 + 17**0.5) / 2.0)
+    # not even the first prompt fits: the share of one prefill the saved TPOT covers
+    assert window_prompts(2.0, 0.5, 1.0, 0.0) == pytest.approx(0.5)
+    # decodes earn more than two prefills between arrivals: the TTFT budget is the only limit
+    assert window_prompts(2.0, 3.0, 1.0, 2.5) == np.inf
+    # more saved TPOT never admits fewer prompts
+    sizes = [window_prompts(4.0, m, 0.5, 0.1) for m in (0.5, 1.0, 2.0, 4.0, 8.0)]
+    assert all(b >= a for a, b in itertools.pairwise(sizes))
+
+
+def test_active_overlap_by_hand() -> None:
+    """Activation D = 1 s every T = 4 s, k = 2 prompts per activation, a 5 s decode span
+    admitted halfway through its activation: the rest of its own activation brings
+    min(5, 0.5)·(2 − 1)/2 = 0.25 s, the next activation [3.5, 4.5) s lies wholly inside it."""
+    overlap = _active_overlap_s(np.array([5.0, 0.2]), 1.0, 4.0, 2.0)
+    mid = ACTIVE_PHASES // 2  # u = (mid + 0.5)/ACTIVE_PHASES, just past one half
+    u = (mid + 0.5) / ACTIVE_PHASES
+    assert overlap[0, mid] == pytest.approx((1.0 - u) * 0.5 + 1.0)
+    assert overlap[1, mid] == pytest.approx(min(0.2, 1.0 - u) * 0.5)
+    # overlaps never exceed the span, and one prompt per activation leaves nothing after it
+    assert np.all(overlap <= np.array([[5.0], [0.2]]) + 1e-12)
+    assert np.all(_active_overlap_s(np.array([0.5]), 1.0, 4.0, 1.0) == 0.0)
+
+
+def test_ecoserve_is_slack_paced_before_it_saturates() -> None:
+    """Long prompts: once the decodes' saved TPOT no longer covers one prefill, requests pend
+    (TTFT grows) rather than the macro instance failing outright; it fails only where the
+    decodes cannot earn the stalls back, the fluid limit t_d/(1 − f_p) = S_TPOT."""
+    scen = scenario("qwen2-72b", "longbench")
+    dep = Deployment("ecoserve", tp=4, pp=2, instances=4, macro_size=4, window_s=3.75)
+    preds = [predict(dep, scen, r, percentiles=False) for r in np.arange(0.6, 1.6, 0.02)]
+    paced = [p for p in preds if "pending" in p.detail]
+    assert paced, "no slack-paced rate between 0.6 and 1.6 req/s"
+    assert max(p.attainment for p in paced) > 0.3
+    assert all(y.attainment <= x.attainment + 0.01 for x, y in itertools.pairwise(preds))
+    fail = predict(dep, scen, 1.6, percentiles=False)
+    assert fail.attainment == 0.0 and fail.binding == "TPOT slack"
+
+
+def test_prefill_batching_grows_with_load_and_the_wait_before_it() -> None:
+    """φ = E[T(K)]/(E[K]·T(1)) ≤ 1 falls as batches grow: with the rate, and with the decode
+    step prompts gather during before a run of prefill batches; an idle prefill instance at a
+    vanishing rate runs prompts alone (φ = 1, no extra latency)."""
+    im = scenario("codellama-34b", "alpaca").instance(2, 1)
+    alone = im.prefill_batching(1e-6, 0.0)
+    assert alone[0] == pytest.approx(1.0) and alone[1] == pytest.approx(0.0, abs=1e-9)
+    phis = [im.prefill_batching(r, 0.05)[0] for r in (1.0, 5.0, 20.0, 80.0)]
+    assert all(b < a <= 1.0 for a, b in itertools.pairwise(phis))
+    assert im.prefill_batching(10.0, 0.1)[0] < im.prefill_batching(10.0, 0.0)[0]

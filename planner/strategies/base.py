@@ -139,37 +139,53 @@ class InstanceModel:
         """Mean-length prompts that fill the per-iteration token budget."""
         return float(self._batch_grid_s.size - 1)
 
-    def batch_factor(self, k: float) -> tuple[float, float]:
-        """For prefill batches of k mean-length prompts: (service factor φ = T(k)/(k·T(1)),
-        extra latency T(k) − T(1) a prompt waits for the others of its batch)."""
-        grid = self._batch_grid_s
-        kb = min(max(k, 1.0), self.max_prefill_batch)
-        t_k = float(np.interp(kb, np.arange(grid.size, dtype=float), grid))
-        t_1 = float(grid[1])
-        return t_k / (kb * t_1), t_k - t_1
-
-    def prefill_batching(self, rate: float) -> tuple[float, float]:
+    def prefill_batching(self, rate: float, gap_s: float = 0.0) -> tuple[float, float]:
         """Prefill batching at `rate` prompts/s into one prefill queue (DESIGN.md §2, §3):
-        `batch_factor` at the batch size k where k = 1 + λ·T(k).
+        (service factor φ = E[T(K)]/(E[K]·T(1)), extra latency E_K[T(K)] − T(1) a prompt waits
+        for the others of its batch, E_K size-biased), T(k) the time of a batch of k mean-length
+        prompts (its occupancy under PP).
 
-        Waiting prompts run as one batch (up to the token budget), so a batch holds the prompt
-        that starts it plus those that arrived while the previous batch ran (T(k): the time of
-        k mean-length prompts)."""
+        Waiting prompts run as one batch (up to the token budget) at the next iteration
+        boundary. A run of back-to-back prefill batches starts with the prompts that arrived
+        during the iteration before it — a decode step of `gap_s` (none on an idle FuDG prefill
+        instance, whose first prompt starts alone): k_0 = λg/(1 − e^{−λg}), Poisson given at
+        least one. Batch i + 1 holds those that arrived during batch i: it exists with
+        probability q_i = 1 − e^{−λT(k_i)} and then holds k_{i+1} = λT(k_i)/q_i. The moments
+        are sums over the run weighted by Π q_j, with a geometric tail once k_i settles."""
         grid = self._batch_grid_s
-        k = np.arange(grid.size, dtype=float)
-        ok = np.nonzero(1.0 + rate * grid[1:] <= k[1:])[0]
-        kb = float(k[1:][ok[0]]) if ok.size else self.max_prefill_batch
-        if ok.size and ok[0] > 0:  # interpolate the crossing between kb − 1 and kb
-            i = int(kb)
-            lo = 1.0 + rate * grid[i - 1] - (i - 1)
-            hi = 1.0 + rate * grid[i] - i
-            kb = i - 1 + lo / (lo - hi)
-        return self.batch_factor(kb)
+        top = self.max_prefill_batch
+        t_1 = float(grid[1])
 
-    def batched_service(self, rate: float) -> tuple[float, float, float]:
+        def time_s(k: float) -> float:
+            return float(np.interp(min(max(k, 1.0), top), np.arange(grid.size), grid))
+
+        lam_g = rate * gap_s
+        k = lam_g / -np.expm1(-lam_g) if lam_g > 1e-12 else 1.0
+        weight, batches, prompts, busy, biased = 1.0, 0.0, 0.0, 0.0, 0.0
+        for _ in range(200):
+            k = min(max(k, 1.0), top)
+            t_k = time_s(k)
+            batches += weight
+            prompts += weight * k
+            busy += weight * t_k
+            biased += weight * k * t_k
+            q = -np.expm1(-rate * t_k)
+            nxt = min(rate * t_k / q, top) if q > 0 else 1.0
+            weight *= q
+            if weight < 1e-9:
+                break
+            if abs(nxt - k) < 1e-9 * k and q < 1.0:  # settled: the rest is a geometric series
+                tail = weight / (1.0 - q)
+                batches, prompts = batches + tail, prompts + tail * k
+                busy, biased = busy + tail * t_k, biased + tail * k * t_k
+                break
+            k = nxt
+        return busy / (prompts * t_1), biased / prompts - t_1
+
+    def batched_service(self, rate: float, gap_s: float = 0.0) -> tuple[float, float, float]:
         """A prompt's prefill-queue service with waiting prompts batched at `rate` prompts/s:
         (mean φ·E[s], second moment φ²·E[s²], extra latency), φ from `prefill_batching`."""
-        phi, extra_s = self.prefill_batching(rate)
+        phi, extra_s = self.prefill_batching(rate, gap_s)
         return self.service_mean_s * phi, self.service_m2_s2 * phi**2, extra_s
 
     @cached_property

@@ -49,21 +49,26 @@ def kv_check(im: InstanceModel, batch: float) -> Unstable | None:
 def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | Unstable:
     """vLLM-style separate batching on one instance receiving `rate_i` requests/s; waiting
     prompts are prefilled together (`InstanceModel.batched_service`)."""
-    s_mean, s_m2, extra_s = im.batched_service(rate_i)
-    rho = rate_i * s_mean
-    if rho >= 1.0:
-        return Unstable("prefill capacity", f"prefill utilisation {rho:.2f} ≥ 1", {"prefill": rho})
-    slowdown = 1.0 / (1.0 - rho)
-    batch = solve_decode_batch(rate_i, im.mean_steps, im.step_s, slowdown)
-    if batch is None:
-        return Unstable(
-            "decode capacity",
-            "decode cannot keep up at any batch the KV cache holds",
-            {"prefill": rho},
-        )
+    t_d = im.step_at(1.0)
+    for _ in range(2):  # batching depends on the decode step a prompt waits on, and back
+        s_mean, s_m2, extra_s = im.batched_service(rate_i, t_d)
+        rho = rate_i * s_mean
+        if rho >= 1.0:
+            return Unstable(
+                "prefill capacity", f"prefill utilisation {rho:.2f} ≥ 1", {"prefill": rho}
+            )
+        slowdown = 1.0 / (1.0 - rho)
+        batch = solve_decode_batch(rate_i, im.mean_steps, im.step_s, slowdown)
+        if batch is None:
+            return Unstable(
+                "decode capacity",
+                "decode cannot keep up at any batch the KV cache holds",
+                {"prefill": rho},
+            )
+        t_d = im.step_at(batch)
+    assert batch is not None
     if (bad := kv_check(im, batch)) is not None:
         return bad
-    t_d = im.step_at(batch)
     wait = mg1_wait(rate_i, s_mean, s_m2, ca2)
     residual = t_d / 2.0
     fixed = im.prefill_s + extra_s

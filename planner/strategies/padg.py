@@ -5,25 +5,40 @@ A macro instance of N instances receives λ_m = λ / (macro instances). One inst
 reaches the window budget P (admission check 1, TTFT), then the next instance in turn becomes
 active. The window fills at λ_m·E[s] of predicted work per second (s: a prompt's prefill on its
 own), so the rotation period is T = N·P/(λ_m·E[s]). The active instance prefills what it admits
-at once (prefill priority), batching the prompts that wait: the whole stream λ_m flows to it, so
-its batches hold k = 1 + λ_m·T(k) prompts (factor φ: InstanceModel.prefill_batching), a
-window's work takes φ·P and the active instance is busy ρ_w = φ·λ_m·E[s]. Per instance the
-prefill share is f_p = ρ_w/N, plus 2δ/T of switching (δ: one iteration of overhead per phase
-change).
+at once (prefill priority), batching the prompts that wait at each iteration boundary: the
+whole stream λ_m flows to it (factor φ: InstanceModel.prefill_batching, with the decode step
+as the wait before a run of prefill batches), a window's work takes φ·P and the active
+instance is busy ρ_w = φ·λ_m·E[s]. Per instance the
+prefill share is f_p = ρ_w/N. A phase switch costs nothing beyond the iterations themselves:
+the roofline already charges every prefill batch and decode step its per-iteration overhead,
+as it does vLLM's, so a separate switch overhead would count it twice.
 
-Admission check 2 (mean saved TPOT ≥ admitted prefill work) shrinks the window to the mean slack
-of the decoding requests, E[n²]/(2E[n])·(S_TPOT − TPOT); check 3 bounds the batch by KV memory.
-When even one prefill no longer fits the slack, requests pend: the macro instance is saturated.
+Admission check 2 (mean saved TPOT ≥ the prefill work admitted since the switch) bounds the
+window given the decodes' mean saved TPOT at a switch, M = E[n²]/(2E[n])·(S_TPOT − TPOT), the
+prompts the window already admitted (their stalls and their own empty savings count against
+it: `window_prompts`), but never below one prefill: the
+scheduler tries every instance in turn, and a request no instance accepts pends until some
+instance's decodes have saved enough. When the slack is below one mean prefill the macro
+instance is *slack-paced*: each instance can take a prefill p only after its decodes earn the
+stall back at (S_TPOT − t_d)/t_d per second of decoding, so it is held p·S_TPOT/(S_TPOT − t_d)
+per admitted prefill, and the pending queue is a G/G/N queue with that service (Allen–Cunneen;
+it saturates exactly when the fluid TPOT t_d/(1 − f_p) reaches S_TPOT). Check 3 bounds the batch
+by KV memory.
 
 TTFT: admission caps it at the window P (plus the residual decode step when an instance
 switches); below that, a request waits in an M/G/1 at ρ_w that starts empty each window:
 TTFT_i = min((W_q + p_i)/(1 − ρ_w) + r, P) when ρ_w < 1, and min(U[P(1 − 1/ρ_w), P] + r, P)
-when the active instance is overloaded during its window.
-TPOT: windows hit a request periodically, not as a Poisson stream: with x_i = n_i·t_d / (T − P)
-windows during its n_i decode steps, it meets ⌊x_i⌋ of them when the active instance is
-saturated (its admitted requests start decoding together, aligned with the rotation) or
-⌊x_i⌋ / ⌈x_i⌉ at random phase otherwise, each adding (φ·P + 2δ)/n_i to its TPOT; the decode
-batch follows from Little's law with that mean TPOT.
+when the active instance is overloaded during its window. Slack-paced, TTFT_i = W_pend + p_i + r.
+TPOT: an instance is active for D = T/N of each rotation. When the active instance keeps up
+(ρ_w < 1) it prefills prompts as they arrive, so a request meets a compound-Poisson stream of
+prefills (rate λ_m, jobs φ·s) only while its instance is active: it starts decoding at a
+uniform point of its own instance's active phase, and over its decode span L = n·t_d·slowdown
+it overlaps O(θ) seconds of active phases (the rest of its own, then one D every T); its
+interruption work given O is moment-matched like vLLM's (DESIGN.md §3), averaged over θ.
+When the active instance is saturated (ρ_w ≥ 1) its window is one contiguous prefill phase and
+the requests it admitted start decoding together at its end, so each meets exactly ⌊x⌋ later
+windows, x = n·t_d/(T − hit), each adding φ·P/n to its TPOT. Either way the mean
+slowdown is 1/(1 − f_p), and the decode batch follows from Little's law.
 With N = 1 the model is exactly NoDG (vLLM): the single instance is always active.
 """
 
@@ -31,7 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.queueing import mg1_wait, solve_decode_batch
+from planner.queueing import compound_cdf, compound_moments, mg1_wait, mgc_wait, solve_decode_batch
 from planner.strategies.base import Deployment, Latencies, Scenario, Unstable
 from planner.strategies.nodg import kv_check, vllm_instance
 
@@ -47,76 +62,88 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     slo = scen.slo
     budget = min(dep.window_s if dep.window_s is not None else slo.ttft_s, slo.ttft_s)
     s_mean = im.service_mean_s  # predicted prefill work per request (admission units)
-    phi, extra_s = im.prefill_batching(rate_m)
     rho_pred = rate_m * s_mean  # predicted work admitted per second
-    rho_w = rho_pred * phi  # busy share of the active instance
-    f_p = rho_w / n_inst
-    if f_p >= 1.0:
-        return Unstable(
-            "prefill capacity", f"prefill share per instance {f_p:.2f} ≥ 1", {"prefill": f_p}
-        )
-    delta = im.perf.gpu.iteration_overhead_s
     n = im.steps
     slack_factor = float((n**2).mean() / (2.0 * max(n.mean(), 1e-9)))
 
-    def windows(tpot_guess: float) -> tuple[float, float]:
-        """Window of prefill work (admission checks 1 and 2) and rotation period."""
+    def windows(tpot_guess: float, batch_i: float, t_d: float) -> tuple[float, float, float, bool]:
+        """Mean saved TPOT at a switch (check 2), the window of prefill work (checks 1 and 2,
+        at least one prefill: `window_prompts`), the rotation period, and whether the macro
+        instance is slack-paced (not even one prefill fits the saved TPOT)."""
         slack = slack_factor * max(slo.tpot_s - tpot_guess, 0.0)
-        window = min(budget, max(slack, 0.0))
+        gap_s = max(1.0 / rate_m - phi * s_mean, 0.0) if rate_m > 0 else 0.0
+        earned = gap_s * max(slo.tpot_s - t_d, 0.0) / t_d
+        prompts = window_prompts(batch_i, slack, s_mean, earned)
+        window = min(budget, max(prompts, 1.0) * s_mean)
         period = n_inst * window / rho_pred if rho_pred > 0 else np.inf
-        return window, period
+        return slack, window, period, prompts < 1.0
 
-    def hits(t_d: float, window: float, period: float) -> tuple[np.ndarray, float]:
-        """Windows each request meets during its decode, and the time one window takes.
+    def saturated_hits(t_d: float, window: float, period: float) -> tuple[np.ndarray, float]:
+        """Windows each request meets during its decode when the active instance is saturated,
+        and the time one window takes: a window of hit = φ·P recurs every T, and the
+        requests it admitted start decoding together at its end, so one decoding n·t_d meets
+        ⌊n·t_d/(T − hit)⌋ later windows (long rotations spare short requests: rolling
+        activation's point)."""
+        hit = window * phi
+        return np.floor(n * t_d / max(period - hit, 1e-9)), hit
 
-        A window takes hit = φ·P + 2δ and recurs every rotation T, leaving T − hit of decoding:
-        a request decoding n·t_d meets x = n·t_d/(T − hit) windows. When the active instance
-        is saturated (ρ_w ≥ 1) its window is one contiguous prefill phase and the requests it
-        admitted start decoding together at its end, so each meets exactly ⌊x⌋ later windows
-        (long rotations spare short requests: rolling activation's point); otherwise
-        prefills interleave with decode steps at a random phase and x is the expected count."""
-        hit = window * phi + 2.0 * delta
-        x = n * t_d / max(period - hit, 1e-9)
-        return (np.floor(x) if rho_w >= 1.0 else x), hit
-
-    # fixed point: TPOT depends on the window (switch overhead), the window on TPOT (slack)
+    # fixed point: TPOT depends on the window, the window on TPOT (slack); batching on the
+    # decode step a prompt waits on, settled in a second pass
     t_d = im.step_at(1.0)
-    tpot = t_d / (1.0 - f_p)
-    batch: float | None = 0.0
-    for _ in range(30):
-        window, period = windows(tpot)
-        if window < s_mean:
+    for _ in range(2):
+        phi, extra_s = im.prefill_batching(rate_m, t_d)
+        rho_w = rho_pred * phi  # busy share of the active instance
+        f_p = rho_w / n_inst
+        if f_p >= 1.0:
             return Unstable(
-                "TPOT slack",
-                f"decoding requests' saved TPOT ({window * 1e3:.0f} ms) no longer covers one "
-                f"prefill ({s_mean * 1e3:.0f} ms): new requests pend",
-                {"prefill": f_p},
+                "prefill capacity", f"prefill share per instance {f_p:.2f} ≥ 1", {"prefill": f_p}
             )
-        share = f_p + (2.0 * delta / period if np.isfinite(period) else 0.0)
-        if share >= 1.0:
-            return Unstable("prefill capacity", f"prefill + switching share {share:.2f} ≥ 1")
-        k, hit = hits(t_d, window, period)
-        slowdown = 1.0 + hit * float(k.sum()) / (t_d * max(float(n.sum()), 1e-9))
-        batch = solve_decode_batch(rate_m / n_inst, im.mean_steps, im.step_s, slowdown)
-        if batch is None:
-            return Unstable("decode capacity", "decode cannot keep up", {"prefill": f_p})
-        t_d = im.step_at(batch)
-        new = t_d * slowdown
-        if abs(new - tpot) < 1e-6:
+        tpot = t_d / (1.0 - f_p)
+        batch: float | None = 0.0
+        batch_i = 0.0
+        slowdown = 1.0
+        for _ in range(30):
+            slack, window, period, paced = windows(tpot, batch_i, t_d)
+            if rho_w >= 1.0:
+                k, hit = saturated_hits(t_d, window, period)
+                slowdown = 1.0 + hit * float(k.sum()) / (t_d * max(float(n.sum()), 1e-9))
+            else:
+                slowdown = 1.0 / (1.0 - f_p)
+            batch = solve_decode_batch(rate_m / n_inst, im.mean_steps, im.step_s, slowdown)
+            if batch is None:
+                return Unstable("decode capacity", "decode cannot keep up", {"prefill": f_p})
+            batch_i = batch
+            t_d = im.step_at(batch)
+            new = t_d * slowdown
+            if abs(new - tpot) < 1e-6:
+                tpot = new
+                break
             tpot = new
-            break
-        tpot = new
     assert batch is not None
     if (bad := kv_check(im, batch)) is not None:
         return bad
-    residual = t_d / 2.0 + delta
-    wait = mg1_wait(rate_m, s_mean * phi, im.service_m2_s2 * phi**2, ca2) if rho_w < 1.0 else None
+    residual = t_d / 2.0
     fixed = im.prefill_s + extra_s
-    x, hit = hits(t_d, window, period)
-    k_lo = np.floor(x)
-    frac = x - k_lo
+    pending = None
+    if paced:  # slack-paced: requests pend until an instance has earned a prefill back
+        if slo.tpot_s <= t_d:
+            return Unstable("TPOT slack", f"decode step {t_d * 1e3:.0f} ms ≥ the TPOT SLO")
+        earn = slo.tpot_s / (slo.tpot_s - t_d)
+        pace = phi * earn
+        pending = mgc_wait(rate_m, n_inst, s_mean * pace, im.service_m2_s2 * pace**2, ca2)
+        if not np.isfinite(pending.mean_s):
+            return Unstable(
+                "TPOT slack",
+                f"decoding requests' saved TPOT ({slack * 1e3:.0f} ms) no longer covers one "
+                f"prefill ({s_mean * 1e3:.0f} ms) and decodes earn it back slower than prompts "
+                f"arrive: pending requests grow",
+                {"prefill": f_p},
+            )
+    wait = mg1_wait(rate_m, s_mean * phi, im.service_m2_s2 * phi**2, ca2) if rho_w < 1.0 else None
 
     def ttft_cdf(t: float) -> np.ndarray:
+        if pending is not None:
+            return pending.cdf(t - residual - fixed)
         # admission check 1 bounds a window's prefill work, so TTFT ≤ window for any request
         # whose own prefill fits in one
         if t >= window:
@@ -129,10 +156,24 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
             inner = np.full(fixed.shape, np.clip((u - lo) / max(window - lo, 1e-12), 0.0, 1.0))
         return np.where(fixed <= u, inner, 0.0)
 
-    def tpot_cdf(t: float) -> np.ndarray:
-        k_max = np.floor((t - t_d) * n / hit)
-        p = np.where(k_max >= k_lo + 1, 1.0, np.where(k_max >= k_lo, 1.0 - frac, 0.0))
-        return np.where(n > 0, np.where(t >= t_d, p, 0.0), 1.0)
+    if rho_w >= 1.0:
+        x, hit = saturated_hits(t_d, window, period)
+
+        def tpot_cdf(t: float) -> np.ndarray:
+            k_max = np.floor((t - t_d) * n / hit)
+            return np.where(n > 0, np.where((t >= t_d) & (k_max >= x), 1.0, 0.0), 1.0)
+
+    else:
+        life = n * t_d * slowdown
+        active = _active_overlap_s(life, period / n_inst, period, window / s_mean)
+        work_mean, work_var = compound_moments(
+            rate_m, active, s_mean * phi, im.service_m2_s2 * phi**2, 0.0
+        )
+
+        def tpot_cdf(t: float) -> np.ndarray:
+            room = (t - t_d) * n
+            ok = compound_cdf(room[:, None], work_mean, work_var).mean(axis=1)
+            return np.where(n > 0, ok, 1.0)
 
     return Latencies(
         ttft_cdf=ttft_cdf,
@@ -146,7 +187,10 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         },
         network_bytes_s=0.0,
         ttft_driver=(
-            f"prefill window {window:.2f} s (active-instance load {rho_w:.2f}, "
+            f"pending until an instance earns a prefill back (wait {pending.mean_s:.2f} s mean; "
+            f"saved TPOT {slack * 1e3:.0f} ms < prefill {s_mean * 1e3:.0f} ms)"
+            if pending is not None
+            else f"prefill window {window:.2f} s (active-instance load {rho_w:.2f}, "
             f"rotation {period:.1f} s)"
         ),
         tpot_driver=(
@@ -154,3 +198,49 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
             f"{window:.2f} s every {period:.1f} s (prefill share {f_p:.2f})"
         ),
     )
+
+
+def window_prompts(batch: float, saved_s: float, prefill_s: float, earned_s: float) -> float:
+    """Mean prompts an activation admits under check 2 (continuous; < 1: even the first pends).
+
+    At a switch the instance's B decodes have saved M each on average. When j prompts (work s
+    each, one inter-arrival gap apart) have been admitted, the old decodes have lost j·s to
+    their prefills and earned j·e back (e: saved TPOT earned over one gap's decoding), the j
+    new ones joined with nothing saved and have earned e·j(j − 1)/2 between them, and the
+    window's work is j·s; the next prompt (j + 1)·s is admitted while the mean saved covers
+    it: [B(M − j·s + j·e) + e·j(j − 1)/2] / (B + j) ≥ (j + 1)·s, i.e. a·j² + b·j + c ≤ 0 with
+    a = s − e/2, b = s(2B + 1) − B·e + e/2, c = B(s − M). Returns 1 + the largest such j
+    (inf when earnings outpace the prefills), or M/s when c > 0."""
+    a = prefill_s - earned_s / 2.0
+    b = prefill_s * (2.0 * batch + 1.0) - batch * earned_s + earned_s / 2.0
+    c = batch * (prefill_s - saved_s)
+    if c > 0.0:
+        return saved_s / prefill_s
+    if a <= 0.0:
+        return np.inf
+    return 1.0 + (-b + np.sqrt(b * b - 4.0 * a * c)) / (2.0 * a)
+
+
+ACTIVE_PHASES = 16  # positions of a request within its instance's activation
+
+
+def _active_overlap_s(
+    life_s: np.ndarray, active_s: float, period_s: float, prompts: float
+) -> np.ndarray:
+    """Seconds of a request's decode span spent while its instance admits prefills, for its
+    admission at the midpoints u of ACTIVE_PHASES equal slices of its instance's activation
+    [0, D). Shape (requests, ACTIVE_PHASES).
+
+    The rest of its own activation brings the (k − 1)·(1 − u) prompts admitted after it (k per
+    activation), min(L, (1 − u)·D)·(k − 1)/k seconds' worth; later activations start at
+    T − u·D. With A(x) = ⌊x/T⌋·D + min(x mod T, D), the active time in [0, x) from the start
+    of its own activation, they add A(u·D + L) − D when u·D + L > T."""
+    if not np.isfinite(period_s):
+        return np.zeros((life_s.size, ACTIVE_PHASES))
+    u = (np.arange(ACTIVE_PHASES) + 0.5) / ACTIVE_PHASES
+    life = life_s[:, None]
+    after = min(max((prompts - 1.0) / prompts, 0.0), 1.0) if prompts > 0 else 0.0
+    own = np.minimum(life, (1.0 - u)[None, :] * active_s) * after
+    end = u[None, :] * active_s + life
+    later = np.floor(end / period_s) * active_s + np.minimum(np.mod(end, period_s), active_s)
+    return own + np.maximum(later - active_s, 0.0)
