@@ -373,8 +373,13 @@ def render_markdown(
         "on the link; PaDG windows and rolling activation per EcoServe's admission checks.",
         f"- Request lengths: {s.samples} stratified samples; {s.workload.input.kind} input and "
         f"{s.workload.output.kind} output distributions, independent.",
-        "- Waiting prompts are prefilled in batches of k = 1 + λ·T(k) prompts (λ: the prompt "
-        "rate into the prefilling instance) up to the 8,192-token budget.",
+        "- Waiting prompts are prefilled together at each iteration boundary, up to the "
+        "8,192-token budget: a run of back-to-back prefill batches starts with the prompts that "
+        "arrived during the decode step before it, and each batch holds those that arrived "
+        "during the one before.",
+        "- PaDG: a window closes when admission check 2 (the decodes' mean saved TPOT, diluted "
+        "by the requests the window admitted) no longer covers its work; below one prefill, "
+        "requests pend until an instance's decodes earn the stall back.",
         "- Prices are estimates unless set in the plan file; see the GPU profile's sources.",
         "",
     ]
