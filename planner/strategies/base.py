@@ -139,7 +139,9 @@ class InstanceModel:
         """Mean-length prompts that fill the per-iteration token budget."""
         return float(self._batch_grid_s.size - 1)
 
-    def prefill_batching(self, rate: float, gap_s: float = 0.0) -> tuple[float, float]:
+    def prefill_batching(
+        self, rate: float, gap_s: float = 0.0, max_batch: float = np.inf
+    ) -> tuple[float, float]:
         """Prefill batching at `rate` prompts/s into one prefill queue (DESIGN.md §2, §3):
         (service factor φ = E[T(K)]/(E[K]·T(1)), extra latency E_K[T(K)] − T(1) a prompt waits
         for the others of its batch, E_K size-biased), T(k) the time of a batch of k mean-length
@@ -151,9 +153,10 @@ class InstanceModel:
         instance, whose first prompt starts alone): k_0 = λg/(1 − e^{−λg}), Poisson given at
         least one. Batch i + 1 holds those that arrived during batch i: it exists with
         probability q_i = 1 − e^{−λT(k_i)} and then holds k_{i+1} = λT(k_i)/q_i. The moments
-        are sums over the run weighted by Π q_j, with a geometric tail once k_i settles."""
+        are sums over the run weighted by Π q_j, with a geometric tail once k_i settles.
+        Batches hold at most `max_batch` prompts (e.g. the prompts one PaDG window admits)."""
         grid = self._batch_grid_s
-        top = self.max_prefill_batch
+        top = max(min(self.max_prefill_batch, max_batch), 1.0)
         t_1 = float(grid[1])
 
         def time_s(k: float) -> float:

@@ -61,6 +61,10 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         return vllm_instance(im, rate_m, ca2)
     slo = scen.slo
     budget = min(dep.window_s if dep.window_s is not None else slo.ttft_s, slo.ttft_s)
+    # check 1 admits whole prompts while their work fits the budget (always the first): by
+    # renewal theory E[count] ≈ P/E[s] + (c_s² − 1)/2 for work s with squared CV c_s²
+    cs2 = im.service_m2_s2 / max(im.service_mean_s, 1e-12) ** 2 - 1.0
+    budget_prompts = max(budget / max(im.service_mean_s, 1e-12) + (cs2 - 1.0) / 2.0, 1.0)
     s_mean = im.service_mean_s  # predicted prefill work per request (admission units)
     rho_pred = rate_m * s_mean  # predicted work admitted per second
     n = im.steps
@@ -74,7 +78,7 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         gap_s = max(1.0 / rate_m - phi * s_mean, 0.0) if rate_m > 0 else 0.0
         earned = gap_s * max(slo.tpot_s - t_d, 0.0) / t_d
         prompts = window_prompts(batch_i, slack, s_mean, earned)
-        window = min(budget, max(prompts, 1.0) * s_mean)
+        window = min(budget_prompts, max(prompts, 1.0)) * s_mean
         period = n_inst * window / rho_pred if rho_pred > 0 else np.inf
         return slack, window, period, prompts < 1.0
 
@@ -90,8 +94,10 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     # fixed point: TPOT depends on the window, the window on TPOT (slack); batching on the
     # decode step a prompt waits on, settled in a second pass
     t_d = im.step_at(1.0)
+    window_prompts_cap = np.inf
     for _ in range(2):
-        phi, extra_s = im.prefill_batching(rate_m, t_d)
+        # a batch holds at most the prompts of one window (admission closes it)
+        phi, extra_s = im.prefill_batching(rate_m, t_d, window_prompts_cap)
         rho_w = rho_pred * phi  # busy share of the active instance
         f_p = rho_w / n_inst
         if f_p >= 1.0:
@@ -119,6 +125,7 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
                 tpot = new
                 break
             tpot = new
+        window_prompts_cap = window / s_mean
     assert batch is not None
     if (bad := kv_check(im, batch)) is not None:
         return bad
