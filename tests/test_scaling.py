@@ -35,9 +35,8 @@ def test_default_ramp_plans() -> None:
         assert g[0] <= g[1] <= g[2] and g[3] <= g[2]
     eco = plans["ecoserve"].steps
     assert eco[0].event == "start"
-    assert all(
-        sum(s.macro_sizes) * res.per_strategy["ecoserve"][0].deployment.tp == s.gpus for s in eco
-    )
+    best = res.per_strategy["ecoserve"][0].deployment
+    assert all(sum(s.macro_sizes) * best.tp * best.pp == s.gpus for s in eco)
     assert any(e.event.startswith(("split", "merge", "contract")) for e in eco[1:])
     for step in eco:  # no macro instance outside [N_l, N_u] except a last partial one
         assert all(ramp.macro_min <= m <= ramp.macro_max for m in step.macro_sizes[:-1])

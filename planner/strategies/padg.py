@@ -29,16 +29,14 @@ TTFT: admission caps it at the window P (plus the residual decode step when an i
 switches); below that, a request waits in an M/G/1 at ρ_w that starts empty each window:
 TTFT_i = min((W_q + p_i)/(1 − ρ_w) + r, P) when ρ_w < 1, and min(U[P(1 − 1/ρ_w), P] + r, P)
 when the active instance is overloaded during its window. Slack-paced, TTFT_i = W_pend + p_i + r.
-TPOT: an instance is active for D = T/N of each rotation. When the active instance keeps up
-(ρ_w < 1) it prefills prompts as they arrive, so a request meets a compound-Poisson stream of
-prefills (rate λ_m, jobs φ·s) only while its instance is active: it starts decoding at a
-uniform point of its own instance's active phase, and over its decode span L = n·t_d·slowdown
-it overlaps O(θ) seconds of active phases (the rest of its own, then one D every T); its
-interruption work given O is moment-matched like vLLM's (DESIGN.md §3), averaged over θ.
-When the active instance is saturated (ρ_w ≥ 1) its window is one contiguous prefill phase and
-the requests it admitted start decoding together at its end, so each meets exactly ⌊x⌋ later
-windows, x = n·t_d/(T − hit), each adding φ·P/n to its TPOT. Either way the mean
-slowdown is 1/(1 − f_p), and the decode batch follows from Little's law.
+TPOT: an instance is active for D = T/N of each rotation and prefills what it admits then.
+A request starts decoding at a uniform point u of its own instance's activation and, over its
+decode span L = n·t_d/(1 − f_p), overlaps O(u) seconds of activations: the rest of its own
+(which brings the prompts admitted after it) and one D every T after that. Windows close on
+admitted work, not time, so the count of prompts in an overlap is its mean, λ_m·O, and only
+their sizes vary (jobs φ·s); the interruption work given O is moment-matched like vLLM's
+(DESIGN.md §3) and averaged over u. The mean slowdown is 1/(1 − f_p), and the decode batch
+follows from Little's law.
 With N = 1 the model is exactly NoDG (vLLM): the single instance is always active.
 """
 
@@ -82,19 +80,11 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         period = n_inst * window / rho_pred if rho_pred > 0 else np.inf
         return slack, window, period, prompts < 1.0
 
-    def saturated_hits(t_d: float, window: float, period: float) -> tuple[np.ndarray, float]:
-        """Windows each request meets during its decode when the active instance is saturated,
-        and the time one window takes: a window of hit = φ·P recurs every T, and the
-        requests it admitted start decoding together at its end, so one decoding n·t_d meets
-        ⌊n·t_d/(T − hit)⌋ later windows (long rotations spare short requests: rolling
-        activation's point)."""
-        hit = window * phi
-        return np.floor(n * t_d / max(period - hit, 1e-9)), hit
-
     # fixed point: TPOT depends on the window, the window on TPOT (slack); batching on the
     # decode step a prompt waits on, settled in a second pass
     t_d = im.step_at(1.0)
     window_prompts_cap = np.inf
+    batch_i = 0.0
     for _ in range(2):
         # a batch holds at most the prompts of one window (admission closes it)
         phi, extra_s = im.prefill_batching(rate_m, t_d, window_prompts_cap)
@@ -105,16 +95,11 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
                 "prefill capacity", f"prefill share per instance {f_p:.2f} ≥ 1", {"prefill": f_p}
             )
         tpot = t_d / (1.0 - f_p)
-        batch: float | None = 0.0
-        batch_i = 0.0
+        batch: float | None = batch_i
         slowdown = 1.0
         for _ in range(30):
             slack, window, period, paced = windows(tpot, batch_i, t_d)
-            if rho_w >= 1.0:
-                k, hit = saturated_hits(t_d, window, period)
-                slowdown = 1.0 + hit * float(k.sum()) / (t_d * max(float(n.sum()), 1e-9))
-            else:
-                slowdown = 1.0 / (1.0 - f_p)
+            slowdown = 1.0 / (1.0 - f_p)
             batch = solve_decode_batch(rate_m / n_inst, im.mean_steps, im.step_s, slowdown)
             if batch is None:
                 return Unstable("decode capacity", "decode cannot keep up", {"prefill": f_p})
@@ -127,6 +112,7 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
             tpot = new
         window_prompts_cap = window / s_mean
     assert batch is not None
+    slack, window, period, paced = windows(tpot, batch, t_d)  # at the settled state
     if (bad := kv_check(im, batch)) is not None:
         return bad
     residual = t_d / 2.0
@@ -163,24 +149,16 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
             inner = np.full(fixed.shape, np.clip((u - lo) / max(window - lo, 1e-12), 0.0, 1.0))
         return np.where(fixed <= u, inner, 0.0)
 
-    if rho_w >= 1.0:
-        x, hit = saturated_hits(t_d, window, period)
+    life = n * t_d * slowdown
+    active = _active_overlap_s(life, period / n_inst, period, window / s_mean)
+    work_mean, work_var = compound_moments(
+        rate_m, active, s_mean * phi, im.service_m2_s2 * phi**2, 0.0
+    )
 
-        def tpot_cdf(t: float) -> np.ndarray:
-            k_max = np.floor((t - t_d) * n / hit)
-            return np.where(n > 0, np.where((t >= t_d) & (k_max >= x), 1.0, 0.0), 1.0)
-
-    else:
-        life = n * t_d * slowdown
-        active = _active_overlap_s(life, period / n_inst, period, window / s_mean)
-        work_mean, work_var = compound_moments(
-            rate_m, active, s_mean * phi, im.service_m2_s2 * phi**2, 0.0
-        )
-
-        def tpot_cdf(t: float) -> np.ndarray:
-            room = (t - t_d) * n
-            ok = compound_cdf(room[:, None], work_mean, work_var).mean(axis=1)
-            return np.where(n > 0, ok, 1.0)
+    def tpot_cdf(t: float) -> np.ndarray:
+        room = (t - t_d) * n
+        ok = compound_cdf(room[:, None], work_mean, work_var).mean(axis=1)
+        return np.where(n > 0, ok, 1.0)
 
     return Latencies(
         ttft_cdf=ttft_cdf,
