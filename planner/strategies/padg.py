@@ -206,7 +206,7 @@ def window_prompts(batch: float, saved_s: float, prefill_s: float, earned_s: flo
     return 1.0 + (-b + np.sqrt(b * b - 4.0 * a * c)) / (2.0 * a)
 
 
-ACTIVE_PHASES = 16  # positions of a request within its instance's activation
+ACTIVE_PHASES = 8  # positions of a request within its instance's activation
 
 
 def _active_overlap_s(
