@@ -12,20 +12,21 @@ from scipy import special
 
 
 def allen_cunneen_wait_s(
-    rate: float, mean_s: float, second_moment_s2: float, ca2: float = 1.0
+    rate: float, mean_s: float, second_moment_s2: float, ca2: float = 1.0, servers: int = 1
 ) -> float:
-    """Mean wait in a G/G/1 queue (Allen–Cunneen): E[W] = (ca² + cs²)/2 · ρ/(1−ρ) · E[S].
+    """Mean wait in a G/G/c queue (Allen–Cunneen): E[W] = (ca² + cs²)/2 · C(c, a)·E[S]/(c − a),
+    a = λ·E[S] the offered load and C the Erlang C probability of waiting (`erlang_c`).
 
-    With Poisson arrivals (ca² = 1) this is exactly Pollaczek–Khinchine, λE[S²]/(2(1−ρ)).
-    Returns inf when ρ ≥ 1.
+    With one server C = ρ, so E[W] = (ca² + cs²)/2 · ρ/(1−ρ) · E[S]; with Poisson arrivals
+    (ca² = 1) that is exactly Pollaczek–Khinchine, λE[S²]/(2(1−ρ)). Returns inf when a ≥ c.
     """
-    rho = rate * mean_s
-    if rho >= 1.0:
+    offered = rate * mean_s
+    if offered >= servers:
         return float("inf")
     if mean_s <= 0.0:
         return 0.0
     cs2 = max(second_moment_s2 / mean_s**2 - 1.0, 0.0)
-    return (ca2 + cs2) / 2.0 * rho / (1.0 - rho) * mean_s
+    return (ca2 + cs2) / 2.0 * erlang_c(servers, offered) * mean_s / (servers - offered)
 
 
 def md1_mean_ttft_s(rate: float, service_s: float) -> float:
@@ -66,8 +67,7 @@ class ExpTailWait:
 
 def mg1_wait(rate: float, mean_s: float, second_moment_s2: float, ca2: float = 1.0) -> ExpTailWait:
     """M/G/1 (G/G/1) wait as an ExpTailWait: P(wait) = ρ, mean from Allen–Cunneen."""
-    rho = min(rate * mean_s, 1.0)
-    return ExpTailWait(p_wait=rho, mean_s=allen_cunneen_wait_s(rate, mean_s, second_moment_s2, ca2))
+    return mgc_wait(rate, 1, mean_s, second_moment_s2, ca2)
 
 
 def erlang_c(servers: int, offered: float) -> float:
@@ -85,18 +85,15 @@ def erlang_c(servers: int, offered: float) -> float:
 def mgc_wait(
     rate: float, servers: int, mean_s: float, second_moment_s2: float, ca2: float = 1.0
 ) -> ExpTailWait:
-    """G/G/c wait as an ExpTailWait (Allen–Cunneen): P(wait) = Erlang C, and the mean wait of
-    those who wait is (ca² + cs²)/2 · E[S]/(c − λE[S]), the M/M/c value scaled by the
-    variability factor. With c = 1 this is `mg1_wait`."""
+    """G/G/c wait as an ExpTailWait: P(wait) = Erlang C (ρ for one server), mean from
+    Allen–Cunneen (`allen_cunneen_wait_s`); certain and endless when a = λ·E[S] ≥ c."""
     offered = rate * mean_s
     if offered >= servers:
         return ExpTailWait(p_wait=1.0, mean_s=float("inf"))
-    if mean_s <= 0.0:
-        return ExpTailWait(p_wait=0.0, mean_s=0.0)
-    cs2 = max(second_moment_s2 / mean_s**2 - 1.0, 0.0)
-    p_wait = erlang_c(servers, offered)
-    waiting_s = (ca2 + cs2) / 2.0 * mean_s / (servers - offered)
-    return ExpTailWait(p_wait=p_wait, mean_s=p_wait * waiting_s)
+    return ExpTailWait(
+        p_wait=erlang_c(servers, offered),
+        mean_s=allen_cunneen_wait_s(rate, mean_s, second_moment_s2, ca2, servers),
+    )
 
 
 def compound_cdf(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:

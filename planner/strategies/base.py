@@ -157,18 +157,14 @@ class InstanceModel:
         Batches hold at most `max_batch` prompts (e.g. the prompts one PaDG window admits)."""
         grid = self._batch_grid_s
         top = max(min(self.max_prefill_batch, max_batch), 1.0)
+        sizes = np.arange(grid.size, dtype=float)
         t_1 = float(grid[1])
-
-        def time_s(k: float) -> float:
-            return float(np.interp(min(max(k, 1.0), top), np.arange(grid.size), grid))
-
         lam_g = rate * gap_s
         k = lam_g / -np.expm1(-lam_g) if lam_g > 1e-12 else 1.0
-        weight, batches, prompts, busy, biased = 1.0, 0.0, 0.0, 0.0, 0.0
+        weight, prompts, busy, biased = 1.0, 0.0, 0.0, 0.0
         for _ in range(200):
             k = min(max(k, 1.0), top)
-            t_k = time_s(k)
-            batches += weight
+            t_k = float(np.interp(k, sizes, grid))
             prompts += weight * k
             busy += weight * t_k
             biased += weight * k * t_k
@@ -179,7 +175,7 @@ class InstanceModel:
                 break
             if abs(nxt - k) < 1e-9 * k and q < 1.0:  # settled: the rest is a geometric series
                 tail = weight / (1.0 - q)
-                batches, prompts = batches + tail, prompts + tail * k
+                prompts += tail * k
                 busy, biased = busy + tail * t_k, biased + tail * k * t_k
                 break
             k = nxt

@@ -59,11 +59,11 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         return vllm_instance(im, rate_m, ca2)
     slo = scen.slo
     budget = min(dep.window_s if dep.window_s is not None else slo.ttft_s, slo.ttft_s)
+    s_mean = im.service_mean_s  # predicted prefill work per request (admission units)
     # check 1 admits whole prompts while their work fits the budget (always the first): by
     # renewal theory E[count] ≈ P/E[s] + (c_s² − 1)/2 for work s with squared CV c_s²
-    cs2 = im.service_m2_s2 / max(im.service_mean_s, 1e-12) ** 2 - 1.0
-    budget_prompts = max(budget / max(im.service_mean_s, 1e-12) + (cs2 - 1.0) / 2.0, 1.0)
-    s_mean = im.service_mean_s  # predicted prefill work per request (admission units)
+    cs2 = im.service_m2_s2 / max(s_mean, 1e-12) ** 2 - 1.0
+    budget_prompts = max(budget / max(s_mean, 1e-12) + (cs2 - 1.0) / 2.0, 1.0)
     rho_pred = rate_m * s_mean  # predicted work admitted per second
     n = im.steps
     slack_factor = float((n**2).mean() / (2.0 * max(n.mean(), 1e-9)))
@@ -80,11 +80,10 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         period = n_inst * window / rho_pred if rho_pred > 0 else np.inf
         return slack, window, period, prompts < 1.0
 
-    # fixed point: TPOT depends on the window, the window on TPOT (slack); batching on the
-    # decode step a prompt waits on, settled in a second pass
+    # TPOT = t_d(B)/(1 − f_p) and B from Little's law; batching depends on the decode step a
+    # prompt waits on and on the window's prompts, so a second pass settles them
     t_d = im.step_at(1.0)
     window_prompts_cap = np.inf
-    batch_i = 0.0
     for _ in range(2):
         # a batch holds at most the prompts of one window (admission closes it)
         phi, extra_s = im.prefill_batching(rate_m, t_d, window_prompts_cap)
@@ -94,25 +93,14 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
             return Unstable(
                 "prefill capacity", f"prefill share per instance {f_p:.2f} ≥ 1", {"prefill": f_p}
             )
-        tpot = t_d / (1.0 - f_p)
-        batch: float | None = batch_i
-        slowdown = 1.0
-        for _ in range(30):
-            slack, window, period, paced = windows(tpot, batch_i, t_d)
-            slowdown = 1.0 / (1.0 - f_p)
-            batch = solve_decode_batch(rate_m / n_inst, im.mean_steps, im.step_s, slowdown)
-            if batch is None:
-                return Unstable("decode capacity", "decode cannot keep up", {"prefill": f_p})
-            batch_i = batch
-            t_d = im.step_at(batch)
-            new = t_d * slowdown
-            if abs(new - tpot) < 1e-6:
-                tpot = new
-                break
-            tpot = new
+        slowdown = 1.0 / (1.0 - f_p)
+        batch = solve_decode_batch(rate_m / n_inst, im.mean_steps, im.step_s, slowdown)
+        if batch is None:
+            return Unstable("decode capacity", "decode cannot keep up", {"prefill": f_p})
+        t_d = im.step_at(batch)
+        slack, window, period, paced = windows(t_d * slowdown, batch, t_d)
         window_prompts_cap = window / s_mean
     assert batch is not None
-    slack, window, period, paced = windows(tpot, batch, t_d)  # at the settled state
     if (bad := kv_check(im, batch)) is not None:
         return bad
     residual = t_d / 2.0
