@@ -77,6 +77,8 @@ def test_erlang_c_by_hand() -> None:
 def test_mgc_wait_reduces_to_mg1_and_shrinks_with_servers() -> None:
     one = mgc_wait(0.5, 1, 1.0, 2.0)
     assert one == mg1_wait(0.5, 1.0, 2.0)
+    # M/M/1 at ρ = 0.5, E[S] = 1 s: Pollaczek–Khinchine λE[S²]/(2(1 − ρ)) = 1 s, P(wait) = ρ
+    assert one.p_wait == pytest.approx(0.5) and one.mean_s == pytest.approx(1.0)
     # M/M/2 at a = 1, exponential service of 1 s: E[W] = C/(cμ − λ) = (1/3)/(2 − 1)
     assert mgc_wait(1.0, 2, 1.0, 2.0).mean_s == pytest.approx(1.0 / 3.0)
     waits = [mgc_wait(1.5, c, 1.0, 2.0).mean_s for c in (2, 3, 4, 8)]
