@@ -140,6 +140,31 @@ def load_model_file(path: Path) -> ModelSpec:
     return validate(ModelSpec, read_yaml_file(path), str(path))
 
 
+def load_gpu_file(path: Path) -> GPU:
+    """A GPU profile YAML file (the format of `hardware_profiles/`, e.g. from `calibrate`)."""
+    return validate(GPU, read_yaml_file(path), str(path))
+
+
+def is_profile_path(ref: str) -> bool:
+    """Whether a profile reference names a YAML file rather than a shipped profile."""
+    return ref.endswith((".yaml", ".yml"))
+
+
+def _resolve(ref: str, base_dir: Path) -> Path:
+    path = Path(ref)
+    return path if path.is_absolute() else base_dir / path
+
+
+def gpu_ref(ref: str, base_dir: Path = Path(".")) -> GPU:
+    """A GPU by shipped profile name, or from a YAML file path (relative to `base_dir`)."""
+    return load_gpu_file(_resolve(ref, base_dir)) if is_profile_path(ref) else load_gpu(ref)
+
+
+def model_ref(ref: str, base_dir: Path = Path(".")) -> ModelSpec:
+    """A model by shipped profile name, or from a YAML file path (relative to `base_dir`)."""
+    return load_model_file(_resolve(ref, base_dir)) if is_profile_path(ref) else load_model(ref)
+
+
 def model_profile_yaml(spec: ModelSpec) -> str:
     """A model profile as YAML in the shipped profiles' format (fields in schema order)."""
     data = spec.model_dump(mode="json", exclude_none=True)

@@ -37,8 +37,8 @@ class ClusterSpec(_Strict):
     intra_node: IntraNodeLink | None = None
     price_per_gpu_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
-    def build(self) -> Cluster:
-        gpu = catalog.load_gpu(self.gpu) if isinstance(self.gpu, str) else self.gpu
+    def build(self, base_dir: Path = Path(".")) -> Cluster:
+        gpu = catalog.gpu_ref(self.gpu, base_dir) if isinstance(self.gpu, str) else self.gpu
         return Cluster(
             gpu=gpu,
             nodes=self.nodes,
@@ -110,6 +110,10 @@ class SearchSpec(_Strict):
         description="EcoServe prefill window as fractions of the TTFT SLO",
     )
     use_all_gpus: bool = Field(default=True, description="deployments use the whole cluster")
+    exhaustive: bool = Field(
+        default=False,
+        description="evaluate every candidate: no pruning by the capacity upper bound",
+    )
     top: int = Field(default=3, ge=1, le=100, description="runner-up plans kept per strategy")
 
     @field_validator("tp", "pp", "chunk_tokens")
@@ -188,13 +192,9 @@ class PlanFile(_Strict):
     def build_model(self, base_dir: Path) -> ModelSpec:
         m = self.model
         if isinstance(m, str):
-            return catalog.load_model(m)
+            return catalog.model_ref(m, base_dir)
         if isinstance(m, ProfileModelRef):
-            if m.profile.endswith((".yaml", ".yml")):
-                path = Path(m.profile)
-                spec = catalog.load_model_file(path if path.is_absolute() else base_dir / path)
-            else:
-                spec = catalog.load_model(m.profile)
+            spec = catalog.model_ref(m.profile, base_dir)
             upd: dict[str, Any] = {}
             if m.dtype:
                 upd["dtype"] = m.dtype
@@ -236,7 +236,7 @@ class PlanFile(_Strict):
     def scenario(self, base_dir: Path = Path(".")) -> Scenario:
         workload, slo = self.build_workload(base_dir)
         return Scenario(
-            cluster=self.cluster.build(),
+            cluster=self.cluster.build(base_dir),
             model=self.build_model(base_dir),
             workload=workload,
             slo=slo,
