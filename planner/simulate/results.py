@@ -28,6 +28,8 @@ class SimResult:
     tpot_s: dict[int, float]
     mean_ttft_s: float
     mean_tpot_s: float
+    e2e_s: dict[int, float]  # end-to-end latency (arrival to last token) percentiles
+    mean_e2e_s: float
     utilisation: dict[str, float]
     mean_decode_batch: float
     preemptions: int

@@ -344,6 +344,7 @@ def _measure(
     steps = np.asarray(table.steps)
     ttft_all, tpot_all = latencies(stream.arrival_s, first, finish, steps)
     ttft, tpot = ttft_all[win], tpot_all[win]
+    e2e = (finish - stream.arrival_s)[win]
     joint, a_t, a_p = attainment(ttft, tpot, scen.slo)
     makespan = float(np.max(finish[np.isfinite(finish)], initial=0.0)) or 1e-9
     t0, t1 = loop.instances[0].window_s
@@ -371,6 +372,8 @@ def _measure(
         tpot_s={q: _quantile(tpot, q) for q in PERCENTILES},
         mean_ttft_s=_mean(ttft),
         mean_tpot_s=_mean(tpot),
+        e2e_s={q: _quantile(e2e, q) for q in PERCENTILES},
+        mean_e2e_s=_mean(e2e),
         utilisation=util,
         mean_decode_batch=batch,
         preemptions=table.preemptions,
