@@ -18,7 +18,7 @@ import yaml
 from planner.errors import PlannerError
 from planner.hardware import GPU
 from planner.model import ModelSpec
-from planner.yamlio import parse_yaml_text, read_yaml_file, validate
+from planner.yamlio import clip, parse_yaml_text, read_yaml_file, validate
 
 _GPU_PKG = "planner.hardware_profiles"
 _MODEL_PKG = "planner.model_profiles"
@@ -43,7 +43,9 @@ def model_names() -> list[str]:
 def _unknown(kind: str, name: str, known: list[str]) -> PlannerError:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return PlannerError(f"{kind}: unknown profile '{name}'{hint}; known: {', '.join(known)}")
+    return PlannerError(
+        f"{kind}: unknown profile {clip(name, 60)!r}{hint}; known: {', '.join(known)}"
+    )
 
 
 def _shipped_text(package: str, name: str) -> str:
@@ -163,6 +165,22 @@ def gpu_ref(ref: str, base_dir: Path = Path(".")) -> GPU:
 def model_ref(ref: str, base_dir: Path = Path(".")) -> ModelSpec:
     """A model by shipped profile name, or from a YAML file path (relative to `base_dir`)."""
     return load_model_file(_resolve(ref, base_dir)) if is_profile_path(ref) else load_model(ref)
+
+
+def profile_ref(ref: str) -> GPU | ModelSpec:
+    """A shipped GPU or model profile by name, or a profile YAML file of either kind (a GPU
+    profile is recognised by its `peak_tflops`)."""
+    if ref in gpu_names():
+        return load_gpu(ref)
+    if not is_profile_path(ref):
+        if ref not in model_names():
+            raise _unknown("profile", ref, gpu_names() + model_names())
+        return load_model(ref)
+    data = read_yaml_file(Path(ref))
+    kind: type[GPU] | type[ModelSpec] = (
+        GPU if isinstance(data, dict) and "peak_tflops" in data else ModelSpec
+    )
+    return validate(kind, data, ref)
 
 
 def model_profile_yaml(spec: ModelSpec) -> str:

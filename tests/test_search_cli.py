@@ -53,7 +53,7 @@ def test_every_example_plans(example: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["plan", str(example), "--out", str(out), "--format", "json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout[res.stdout.index("{") :])
-    assert data["winner"]["goodput_per_gpu"] > 0
+    assert data["winner"]["goodput_per_gpu_rps"] > 0
     assert out.exists()
 
 

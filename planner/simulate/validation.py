@@ -20,7 +20,7 @@ from pathlib import Path
 
 from planner import search
 from planner.config import load_plan
-from planner.report import write_text_atomic
+from planner.outputs import write_atomic as write_text_atomic
 from planner.simulate.confirm import Confirmation, confirm
 
 

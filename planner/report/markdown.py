@@ -1,46 +1,15 @@
-"""Markdown cost report for `ecoplan plan`, a JSON summary, and atomic file writing."""
+"""The markdown cost report of `ecoplan plan`: a rendering of `pipeline.PlanOutcome`."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
-from pathlib import Path
-from typing import Any
 
-from planner.errors import PlannerError
-from planner.scaling import RampSpec, ScalePlan, ScaleStep
-from planner.search import PlanResult, Ranked
+from planner.pipeline import PlanOutcome, ScaleOutcome
+from planner.scaling import ScaleStep
+from planner.search import Ranked
 from planner.sensitivity import SensitivityTable
 from planner.simulate.confirm import Confirmation
 from planner.strategies import FAMILY
-from planner.units import GIB
-
-
-def check_out_folder(path: Path) -> Path:
-    """The folder `path` will be written into; a PlannerError when it does not exist."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise PlannerError(f"--out: folder {folder} does not exist")
-    return folder
-
-
-def write_text_atomic(path: Path, text: str | bytes) -> None:
-    """Write to a temporary file in the target folder, then rename: never a partial file."""
-    folder = check_out_folder(path)
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise PlannerError(f"--out: cannot write {path}: {exc}") from None
 
 
 def _ms(x: float) -> str:
@@ -188,34 +157,6 @@ def _kv_section(tables: list[SensitivityTable], scen_policy: str) -> list[str]:
     ]
 
 
-def plot_sensitivity_png(tables: list[SensitivityTable]) -> bytes | None:
-    """PNG of the sensitivity tables (one panel each), or None without matplotlib or without
-    any strategy to draw."""
-    if not any(t.rows for t in tables):
-        return None
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    import io
-
-    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.6))
-    for ax, t in zip(axes, tables, strict=True):
-        for strategy, vals in t.rows.items():
-            ax.plot(t.column_labels, vals, marker="o", label=strategy)
-        ax.set_title(t.title, fontsize=9)
-        ax.set_ylabel("goodput per GPU (req/s)")
-    axes[0].legend(fontsize=8)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 MITOSIS_COLUMNS = ("rate", "instances", "event", "GPUs", "attainment")
 
 
@@ -224,7 +165,8 @@ def mitosis_cells(step: ScaleStep) -> list[str]:
     return [f"{step.rate:g}/s", step.label(), step.event, str(step.gpus), f"{step.attainment:.1%}"]
 
 
-def _scaling_section(plans: list[ScalePlan], ramp: RampSpec) -> list[str]:
+def _scaling_section(scaling: ScaleOutcome) -> list[str]:
+    plans, ramp = scaling.plans, scaling.ramp
     rates = ", ".join(f"{r:g}" for r in ramp.rates)
     lines = [
         "## Scaling over a rate ramp",
@@ -268,14 +210,10 @@ def _scaling_section(plans: list[ScalePlan], ramp: RampSpec) -> list[str]:
 
 
 def render_markdown(
-    res: PlanResult,
-    png_name: str | None = None,
-    confirmed: list[Confirmation] | None = None,
-    sensitivity: list[SensitivityTable] | None = None,
-    sensitivity_png: str | None = None,
-    kv_tables: list[SensitivityTable] | None = None,
-    scaling: tuple[list[ScalePlan], RampSpec] | None = None,
+    outcome: PlanOutcome, png_name: str | None = None, sensitivity_png: str | None = None
 ) -> str:
+    """The report; `png_name` and `sensitivity_png` are chart files written beside it."""
+    res = outcome.plan
     s = res.scenario
     c = s.cluster
     target = res.objective.target_rate
@@ -350,14 +288,14 @@ def render_markdown(
     ]
     if png_name:
         lines += [f"![Pareto frontier]({png_name})", ""]
-    if sensitivity:
-        lines += _sensitivity_section(sensitivity, sensitivity_png)
-    if kv_tables:
-        lines += _kv_section(kv_tables, s.kv.policy)
-    if scaling:
-        lines += _scaling_section(*scaling)
-    if confirmed:
-        lines += _confirmation_section(confirmed)
+    if outcome.sensitivity:
+        lines += _sensitivity_section(outcome.sensitivity, sensitivity_png)
+    if outcome.kv_tables:
+        lines += _kv_section(outcome.kv_tables, s.kv.policy)
+    if outcome.scaling:
+        lines += _scaling_section(outcome.scaling)
+    if outcome.confirmed:
+        lines += _confirmation_section(outcome.confirmed)
     g0 = c.gpu
     lines += [
         "## Assumptions",
@@ -384,93 +322,3 @@ def render_markdown(
         "",
     ]
     return "\n".join(lines)
-
-
-def plot_frontier_png(res: PlanResult) -> bytes | None:
-    """PNG bytes of the Pareto frontier, or None when matplotlib (the `plot` extra) is absent."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    import io
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for strategy, items in res.per_strategy.items():
-        xs = [1.0 / r.goodput.prediction.tpot_s[50] for r in items if r.goodput.prediction]
-        ys = [r.goodput.per_gpu for r in items if r.goodput.prediction]
-        ax.scatter(xs, ys, label=strategy)
-    fx = [1.0 / r.goodput.prediction.tpot_s[50] for r in res.frontier if r.goodput.prediction]
-    fy = [r.goodput.per_gpu for r in res.frontier if r.goodput.prediction]
-    ax.plot(fx, fy, "k--", marker="x", linewidth=1, label="Pareto frontier (all evaluated)")
-    ax.set_xlabel("tokens/s per user (1 / median TPOT)")
-    ax.set_ylabel("goodput per GPU (req/s)")
-    ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def to_json(res: PlanResult, confirmed: list[Confirmation] | None = None) -> dict[str, Any]:
-    def item(r: Ranked) -> dict[str, Any]:
-        g = r.goodput
-        p = g.prediction
-        return {
-            "strategy": g.deployment.strategy,
-            "family": FAMILY[g.deployment.strategy],
-            "deployment": g.deployment.label(),
-            "parameters": g.deployment.__dict__,
-            "gpus": g.deployment.gpus,
-            "goodput_rps": g.rate,
-            "goodput_per_gpu": g.per_gpu,
-            "ttft_s": {str(k): v for k, v in p.ttft_s.items()} if p else None,
-            "tpot_s": {str(k): v for k, v in p.tpot_s.items()} if p else None,
-            "decode_batch": p.decode_batch if p else None,
-            "gpus_for_target": r.gpus_needed,
-            "cost_per_hour_for_target": r.cost_per_hour,
-            "cost_per_million_output_tokens": r.cost_per_million_tokens,
-            "binding": g.binding,
-            "detail": g.detail,
-        }
-
-    w = res.winner
-    return {
-        "winner": item(w) if w else None,
-        "per_strategy": {k: [item(r) for r in v] for k, v in res.per_strategy.items()},
-        "infeasible": res.infeasible,
-        "frontier": [item(r) for r in res.frontier],
-        "evaluated": res.evaluated,
-        "pruned": res.pruned,
-        "memory_gib_per_gpu": res.scenario.cluster.gpu.memory_bytes / GIB,
-        "simulation_check": [
-            {
-                "strategy": c.ranked.deployment.strategy,
-                "deployment": c.ranked.deployment.label(),
-                "analytical_per_gpu": c.ranked.goodput.per_gpu,
-                "simulated_per_gpu": c.sim.per_gpu,
-                "simulated_ci_per_gpu": list(c.sim.ci_per_gpu),
-                "seed_rates": list(c.sim.seed_rates),
-                "gap": c.gap,
-            }
-            for c in confirmed or []
-        ],
-    }
-
-
-def _finite(o: Any) -> Any:
-    """Replace inf/NaN by None (JSON has no infinity) throughout a nested structure."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {str(k): _finite(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite(v) for v in o]
-    return o
-
-
-def dumps(res: PlanResult, confirmed: list[Confirmation] | None = None) -> str:
-    return json.dumps(_finite(to_json(res, confirmed)), indent=2, allow_nan=False)

@@ -1,0 +1,92 @@
+"""The `plan` and `scale` pipelines: search → simulation check → sensitivity → KV-policy
+tables → scaling over the rate ramp, as one result object that the renderers (markdown, JSON,
+charts, terminal tables) turn into output. The CLI calls these and renders; nothing here
+prints or writes files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from planner import search
+from planner.config import PlanFile, RampSpec
+from planner.scaling import ScalePlan, scale
+from planner.search import PlanResult
+from planner.sensitivity import SensitivityTable, kv_policy_tables, sensitivity
+from planner.simulate.confirm import Confirmation, confirm, to_confirm
+from planner.simulate.goodput import DEFAULT_SEEDS
+from planner.strategies import Scenario
+
+# progress(task, completed, total): `task` names the stage ("search", "confirm", "sections");
+# total is None while unknown
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class ScaleOutcome:
+    """Each strategy's GPUs per step of a rate ramp (`ecoplan scale`, the report's section)."""
+
+    plans: list[ScalePlan]
+    ramp: RampSpec
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """Everything `ecoplan plan` found: the ranked search, and the optional sections."""
+
+    plan: PlanResult
+    confirmed: list[Confirmation] | None = None
+    sensitivity: list[SensitivityTable] | None = None
+    kv_tables: list[SensitivityTable] | None = None
+    scaling: ScaleOutcome | None = None
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.plan.scenario
+
+
+def _search(plan_file: PlanFile, scen: Scenario, progress: Progress | None) -> PlanResult:
+    def tick(i: int, n: int) -> None:
+        if progress is not None:
+            progress("search", i, n)
+
+    return search.plan(scen, plan_file.search, plan_file.objective, progress=tick)
+
+
+def run_plan(
+    plan_file: PlanFile,
+    scen: Scenario,
+    *,
+    confirm_top: int | None = None,
+    sections: bool = True,
+    progress: Progress | None = None,
+) -> PlanOutcome:
+    """Search the deployments; with `confirm_top`, re-measure that many top candidates per
+    strategy by simulation; with `sections`, add the sensitivity, KV-policy and ramp-scaling
+    tables (each re-solves goodput of the best deployment per strategy)."""
+    res = _search(plan_file, scen, progress)
+    confirmed = None
+    if confirm_top is not None:
+        total = len(to_confirm(res, confirm_top)) * len(DEFAULT_SEEDS)
+        done = [0]
+
+        def step() -> None:
+            done[0] += 1
+            if progress is not None:
+                progress("confirm", done[0], total)
+
+        confirmed = confirm(res, confirm_top, progress=step)
+    if not sections:
+        return PlanOutcome(res, confirmed)
+    if progress is not None:
+        progress("sections", 0, None)
+    scaling = ScaleOutcome(scale(res, plan_file.ramp), plan_file.ramp) if res.winner else None
+    return PlanOutcome(res, confirmed, sensitivity(res), kv_policy_tables(res), scaling)
+
+
+def run_scale(
+    plan_file: PlanFile, scen: Scenario, progress: Progress | None = None
+) -> ScaleOutcome:
+    """Plan the scenario, then scale each strategy's best deployment over the plan's ramp."""
+    res = _search(plan_file, scen, progress)
+    return ScaleOutcome(scale(res, plan_file.ramp), plan_file.ramp)

@@ -1,0 +1,321 @@
+"""Terminal renderings (rich tables) of each command's result object. The CLI prints what
+these return; the same objects also render as JSON (json_doc.py) and markdown (markdown.py)."""
+
+from __future__ import annotations
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from planner.estimate import Estimate, EstimateGrid
+from planner.evaluate import Evaluation
+from planner.hardware import GPU
+from planner.model import ModelSpec
+from planner.pipeline import PlanOutcome, ScaleOutcome
+from planner.report.markdown import MITOSIS_COLUMNS, mitosis_cells
+from planner.simulate.evaluate import SimReport
+from planner.strategies import Scenario
+from planner.units import GIB
+
+
+def _table(title: str, columns: list[str], right_from: int = 99) -> Table:
+    """A table whose columns from index `right_from` on are right-aligned."""
+    t = Table(title=title)
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="right" if i >= right_from else "left")
+    return t
+
+
+def estimate_detail(est: Estimate) -> list[RenderableType]:
+    """One combination: its four phases (batch of one and of `batch`) and the memory plan."""
+    table = _table(
+        f"{est.model.name} on {est.tp * est.pp}× {est.gpu.name} (TP={est.tp}, PP={est.pp}), "
+        f"{est.model.dtype}",
+        ["phase", "latency ms", "tok/s", "compute", "memory", "comm", "overhead", "bound by"],
+        right_from=1,
+    )
+    for p in est.phases:
+        b = p.breakdown
+        table.add_row(
+            p.label,
+            f"{p.latency_s * 1e3:.1f}",
+            f"{p.tokens_per_s:,.0f}",
+            *(f"{float(x) * 1e3:.1f}" for x in (b.compute_s, b.memory_s, b.comm_s, b.overhead_s)),
+            p.bound,
+        )
+    mem = est.memory
+    mt = _table("memory per GPU (fullest pipeline stage)", ["item", "value"], right_from=1)
+    mt.add_row("GPU memory", f"{mem.gpu_memory_bytes / GIB:.1f} GiB")
+    mt.add_row("usable (utilisation)", f"{mem.usable_bytes / GIB:.1f} GiB")
+    mt.add_row("weights", f"{mem.weights_bytes / GIB:.2f} GiB")
+    mt.add_row("activations", f"{mem.activation_bytes / GIB:.2f} GiB")
+    mt.add_row("runtime reserve", f"{mem.reserve_bytes / GIB:.2f} GiB")
+    mt.add_row("KV cache", f"{mem.kv_cache_bytes / GIB:.2f} GiB")
+    mt.add_row("KV per token per GPU", f"{mem.kv_bytes_per_token_per_gpu / 1024:.1f} KiB")
+    mt.add_row("KV capacity (instance)", f"{mem.kv_capacity_tokens:,} tokens")
+    mt.add_row(f"max decode batch at {est.context_tokens} tokens", f"{est.max_decode_batch:,}")
+    return [table, mt]
+
+
+def estimate_grid(grid: EstimateGrid) -> list[RenderableType]:
+    """A single combination in detail; several as one row each."""
+    if len(grid.rows) == 1 and grid.rows[0].estimate is not None:
+        return estimate_detail(grid.rows[0].estimate)
+    t = _table(
+        f"{grid.model.name} on {grid.gpu.name}, {grid.model.dtype}",
+        [
+            "TP",
+            "PP",
+            "batch",
+            "input",
+            "context",
+            "prefill ms",
+            "decode step ms",
+            "decode tok/s",
+            "max batch",
+            "note",
+        ],
+        right_from=0,
+    )
+    for r in grid.rows:
+        e = r.estimate
+        head = [str(x) for x in (r.tp, r.pp, r.batch, r.input_tokens, r.context_tokens)]
+        if e is None:
+            t.add_row(*head, "–", "–", "–", "–", r.problem or "")
+            continue
+        t.add_row(
+            *head,
+            f"{e.prefill.latency_s * 1e3:.1f}",
+            f"{e.decode_step.latency_s * 1e3:.1f}",
+            f"{e.decode_step.tokens_per_s:,.0f}",
+            f"{e.max_decode_batch:,}",
+            "",
+        )
+    return [t]
+
+
+def profiles(gpus: list[GPU], models: list[ModelSpec]) -> list[RenderableType]:
+    t = _table(
+        "GPU profiles", ["name", "memory", "bandwidth", "BF16 TFLOPS", "intra-node", "$/GPU-h"]
+    )
+    for g in gpus:
+        t.add_row(
+            g.name,
+            f"{g.memory_gib:g} GiB",
+            f"{g.memory_bandwidth_gb_s:g} GB/s",
+            f"{g.peak_flops('bf16') / 1e12:g}",
+            g.intra_node.kind,
+            f"{g.price_per_gpu_hour:.2f}",
+        )
+    m = _table(
+        "model profiles", ["name", "params", "active", "layers", "heads/kv", "KV/token", "context"]
+    )
+    for s in models:
+        m.add_row(
+            s.name,
+            f"{s.param_count / 1e9:.1f} B",
+            f"{s.active_param_count / 1e9:.1f} B",
+            str(s.num_layers),
+            f"{s.num_heads}/{s.num_kv_heads}",
+            f"{s.kv_bytes_per_token / 1024:.0f} KiB",
+            f"{s.max_context:,}",
+        )
+    return [t, m]
+
+
+def profile(name: str, spec: dict[str, object]) -> list[RenderableType]:
+    t = Table(title=name, show_header=False)
+    t.add_column("key")
+    t.add_column("value")
+    for key, value in spec.items():
+        t.add_row(key, str(value))
+    return [t]
+
+
+def model_imported(spec: ModelSpec, target: str) -> list[RenderableType]:
+    moe = f", MoE {spec.num_experts}×top-{spec.experts_per_token}" if spec.is_moe else ""
+    return [
+        Text(
+            f"{spec.name}: {spec.param_count / 1e9:.1f} B parameters "
+            f"({spec.active_param_count / 1e9:.1f} B active), {spec.num_layers} layers, "
+            f"{spec.num_heads} heads / {spec.num_kv_heads} KV heads × {spec.head_dim}{moe}, "
+            f"{spec.kv_bytes_per_token / 1024:.0f} KiB KV per token"
+        ),
+        Text(f"profile written to {target}; use it as  model: {{profile: {target}}}"),
+    ]
+
+
+def scenario_line(s: Scenario) -> Text:
+    return Text.from_markup(
+        f"[bold]{s.model.name}[/] on {s.cluster.total_gpus}× {s.cluster.gpu.name} "
+        f"({s.cluster.nodes} nodes, {s.cluster.network.bandwidth_gbit:g} Gb/s), workload "
+        f"{s.workload.name}, SLO TTFT {s.slo.ttft_s:g} s / TPOT {s.slo.tpot_s * 1e3:g} ms at "
+        f"P{s.slo.attainment:g} ({'joint' if s.slo.joint else 'per metric'})"
+    )
+
+
+def evaluation(scen: Scenario, ev: Evaluation) -> list[RenderableType]:
+    g = _table(
+        "goodput per strategy",
+        ["strategy", "deployment", "GPUs", "goodput req/s", "per GPU", "binding", "why"],
+    )
+    for r in ev.results:
+        d = r.deployment
+        g.add_row(
+            f"{d.strategy} ({d.family})",
+            d.label(),
+            str(d.gpus),
+            f"{r.rate:.3g}",
+            f"{r.per_gpu:.3f}",
+            r.binding,
+            r.detail,
+        )
+    t = _table(
+        "joint SLO attainment vs request rate",
+        ["strategy", *(f"{rate:.3g}/s" for rate in ev.rates)],
+        right_from=1,
+    )
+    for r, row in zip(ev.results, ev.table, strict=True):
+        t.add_row(r.deployment.strategy, *(f"{p.attainment:.0%}" for p in row))
+    return [scenario_line(scen), g, t]
+
+
+def plan(o: PlanOutcome, out: str) -> list[RenderableType]:
+    res = o.plan
+    t = _table(
+        "best deployment per strategy",
+        [
+            "strategy",
+            "deployment",
+            "GPUs",
+            "goodput/GPU",
+            "req/s",
+            "P90 TTFT",
+            "P90 TPOT",
+            "binding",
+        ],
+    )
+    for items in res.per_strategy.values():
+        if not items:
+            continue
+        g = items[0].goodput
+        p = g.prediction
+        t.add_row(
+            f"{g.deployment.strategy} ({g.deployment.family})",
+            g.deployment.label(),
+            str(g.deployment.gpus),
+            f"{g.per_gpu:.3f}",
+            f"{g.rate:.2f}",
+            f"{p.ttft_s[90]:.2f} s" if p else "–",
+            f"{p.tpot_s[90] * 1e3:.0f} ms" if p else "–",
+            f"{g.binding}: {g.detail}",
+        )
+    for strategy, why in res.infeasible.items():
+        t.add_row(strategy, "–", "–", "0", "0", "–", "–", why)
+    lines: list[RenderableType] = [t]
+    w = res.winner
+    if w is not None:
+        need = (
+            f"; {w.gpus_needed} GPUs for {res.objective.target_rate:g} req/s"
+            if w.gpus_needed
+            else ""
+        )
+        lines.append(
+            Text.from_markup(
+                f"[bold green]winner:[/] {w.deployment.strategy} {w.deployment.label()} — "
+                f"{w.goodput.per_gpu:.3f} req/s per GPU{need}"
+            )
+        )
+    if o.confirmed:
+        c = _table(
+            "simulation check (goodput per GPU)",
+            ["strategy", "deployment", "analytical", "simulated (95% CI)", "gap"],
+        )
+        for x in o.confirmed:
+            c.add_row(
+                x.ranked.deployment.strategy,
+                x.ranked.deployment.label(),
+                f"{x.ranked.goodput.per_gpu:.3f}",
+                x.sim.ci_text(),
+                f"{x.gap:+.1%}",
+            )
+        lines.append(c)
+    lines.append(Text(f"report written to {out}"))
+    return lines
+
+
+def simulation(scen: Scenario, rep: SimReport) -> list[RenderableType]:
+    out: list[RenderableType] = []
+    if rep.goodputs:
+        g = _table(
+            "goodput per GPU: analytical vs simulated",
+            ["strategy", "deployment", "GPUs", "analytical", "simulated (95% CI)", "gap"],
+        )
+        for c in rep.goodputs:
+            g.add_row(
+                c.analytical.deployment.strategy,
+                c.analytical.deployment.label(),
+                str(c.analytical.deployment.gpus),
+                f"{c.analytical.per_gpu:.3f}",
+                c.simulated.ci_text(),
+                f"{c.simulated.gap(c.analytical.per_gpu):+.1%}",
+            )
+        out.append(g)
+    t = _table(
+        f"simulated service at each rate (SLO attainment target {scen.slo.target:.0%})",
+        [
+            "strategy",
+            "deployment",
+            "req/s",
+            "attain",
+            "TTFT P50/90/99 s",
+            "TPOT P50/90/99 ms",
+            "E2E P50/90/99 s",
+            "prefill",
+            "decode",
+            "batch",
+            "preempt",
+        ],
+    )
+    for run in rep.runs:
+        r = run.result
+        u = r.utilisation
+        t.add_row(
+            run.deployment.strategy,
+            run.deployment.label(),
+            f"{r.rate:.3g}",
+            f"{r.attainment:.0%}",
+            "/".join(f"{r.ttft_s[q]:.2f}" for q in (50, 90, 99)),
+            "/".join(f"{r.tpot_s[q] * 1e3:.0f}" for q in (50, 90, 99)),
+            "/".join(f"{r.e2e_s[q]:.1f}" for q in (50, 90, 99)),
+            f"{u.get('prefill', u.get('hybrid', 0.0)):.0%}",
+            f"{u.get('decode', 0.0):.0%}",
+            f"{r.mean_decode_batch:.1f}",
+            str(r.preemptions),
+        )
+    out.append(t)
+    return out
+
+
+def scaling(o: ScaleOutcome) -> list[RenderableType]:
+    ramp = o.ramp
+    t = _table(
+        f"GPUs per step of the rate ramp ({ramp.step_hours:g} h per step)",
+        ["strategy", *(f"{r:g}/s" for r in ramp.rates), "GPU-hours", "lowest attainment"],
+        right_from=1,
+    )
+    for p in o.plans:
+        t.add_row(
+            p.strategy,
+            *(str(s.gpus) for s in p.steps),
+            f"{p.gpu_hours:,.0f}",
+            f"{p.min_attainment:.1%}",
+        )
+    out: list[RenderableType] = [t]
+    for p in o.plans:
+        if p.steps and p.steps[0].macro_sizes:
+            m = _table(f"mitosis schedule ({p.strategy})", list(MITOSIS_COLUMNS))
+            for s in p.steps:
+                m.add_row(*mitosis_cells(s))
+            out.append(m)
+    return out
