@@ -197,24 +197,24 @@ PRESETS: dict[str, Preset] = {
             name="alpaca", input=_ln(20.63, sigma=0.6), output=_ln(163.80, sigma=0.7)
         ),
         slo=SLO(ttft_s=1.0, tpot_s=0.1),
-        source="Alpaca-gpt4 means 20.63/163.80 and SLO 1 s/100 ms (EcoServe); "
-        "lognormal sigma 0.6/0.7 assumed",
+        source="Alpaca-GPT4 (arXiv 2304.03277): means 20.63/163.80 and SLO 1 s/100 ms from "
+        "EcoServe, arXiv 2504.18154; lognormal sigma 0.6/0.7 assumed (docs/model.md §4.4, §12.3)",
     ),
     "sharegpt": Preset(
         workload=Workload(
             name="sharegpt", input=_ln(343.76, sigma=1.0), output=_ln(237.20, sigma=0.9)
         ),
         slo=SLO(ttft_s=5.0, tpot_s=0.1),
-        source="ShareGPT means 343.76/237.20 and SLO 5 s/100 ms (EcoServe); "
-        "lognormal sigma 1.0/0.9 assumed",
+        source="ShareGPT: means 343.76/237.20 and SLO 5 s/100 ms from EcoServe, "
+        "arXiv 2504.18154; lognormal sigma 1.0/0.9 assumed (docs/model.md §4.4, §12.3)",
     ),
     "longbench": Preset(
         workload=Workload(
             name="longbench", input=_ln(2686.89, sigma=0.6), output=_ln(101.78, sigma=0.8)
         ),
         slo=SLO(ttft_s=15.0, tpot_s=0.1),
-        source="LongBench means 2686.89/101.78 and SLO 15 s/100 ms (EcoServe); "
-        "lognormal sigma 0.6/0.8 assumed",
+        source="LongBench (arXiv 2308.14508): means 2686.89/101.78 and SLO 15 s/100 ms from "
+        "EcoServe, arXiv 2504.18154; lognormal sigma 0.6/0.8 assumed (docs/model.md §4.4, §12.3)",
     ),
     "azure-conv": Preset(
         workload=Workload(
@@ -224,8 +224,10 @@ PRESETS: dict[str, Preset] = {
             arrivals=Arrivals(process="gamma", cv=1.1),
         ),
         slo=SLO(ttft_s=5.0, tpot_s=0.1),
-        source="Azure 2023 conversation trace: lognormal fitted to mean and median (its p90 is "
-        "then lower than the trace's), arrivals CV 1.1; SLO 5 s/100 ms assumed (chat, as ShareGPT)",
+        source="Azure LLM inference trace 2023, conversation (AzurePublicDataset; Splitwise, "
+        "arXiv 2311.18677): lognormal fitted to mean and median (its p90 is then lower than the "
+        "trace's), arrivals CV 1.1; SLO 5 s/100 ms assumed, as ShareGPT "
+        "(docs/model.md §4.4, §12.3)",
     ),
     "azure-code": Preset(
         workload=Workload(
@@ -235,8 +237,9 @@ PRESETS: dict[str, Preset] = {
             arrivals=Arrivals(process="gamma", cv=2.0),
         ),
         slo=SLO(ttft_s=10.0, tpot_s=0.1),
-        source="Azure 2023 code trace: lognormal fitted to mean and median; 'very bursty' arrivals "
-        "taken as CV 2.0 (EcoServe's largest); SLO 10 s/100 ms assumed",
+        source="Azure LLM inference trace 2023, code (AzurePublicDataset; Splitwise, "
+        "arXiv 2311.18677): lognormal fitted to mean and median; 'very bursty' arrivals taken as "
+        "CV 2.0 (EcoServe's largest); SLO 10 s/100 ms assumed (docs/model.md §4.4, §12.3)",
     ),
 }
 
