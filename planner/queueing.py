@@ -1,4 +1,4 @@
-"""Queueing formulas (DESIGN.md §3): waiting times, tails, compound interruptions, decode batch.
+"""Queueing formulas (docs/model.md §6): waiting times, tails, compound interruptions, decode batch.
 
 Pure functions on floats and numpy arrays. Times in seconds, rates in requests per second.
 """
@@ -39,7 +39,7 @@ def md1_mean_ttft_s(rate: float, service_s: float) -> float:
 
 @dataclass(frozen=True)
 class ExpTailWait:
-    """Waiting time with an atom at 0 and an exponential tail (DESIGN.md §3):
+    """Waiting time with an atom at 0 and an exponential tail (docs/model.md §6.2):
     P(W > t) = p_wait · exp(−t / m), where m = E[W] / p_wait is the mean wait of those who wait."""
 
     p_wait: float

@@ -1,4 +1,4 @@
-"""The goodput root finder shared by the analytical model and the simulator (DESIGN.md §3).
+"""The goodput root finder shared by the analytical model and the simulator (docs/model.md §6.6).
 
 Goodput is the highest request rate whose SLO attainment still meets the target. Attainment
 falls with the rate, so `excess(rate) = attainment(rate) − target` has one sign change: bracket

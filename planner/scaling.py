@@ -1,5 +1,5 @@
 """Capacity over a request-rate ramp: EcoServe's mitosis scaling vs scaling NoDG instances and
-FuDG P/D pools (DESIGN.md §1, "Mitosis scaling").
+FuDG P/D pools (docs/model.md §9.3).
 
 For each step of the ramp, each strategy gets the fewest GPUs whose analytical goodput covers
 the step's rate, built from the plan's best deployment of that strategy (same instance shape,

@@ -1,7 +1,7 @@
 """How each strategy's best deployment responds to the scenario's uncertain inputs: inter-node
 bandwidth, SLO tightness and arrival burstiness (the report's sensitivity section).
 
-Each table re-solves the analytical goodput (DESIGN.md §3) of the plan's best deployment per
+Each table re-solves the analytical goodput (docs/model.md §7.6) of the plan's best deployment per
 strategy with one input changed, starting the root finder from the plan's goodput. The
 scenario's per-instance tables (roofline, memory, length sample) do not depend on these inputs
 and are shared, so a table costs a few goodput solves.
@@ -87,7 +87,7 @@ def sensitivity(res: PlanResult) -> list[SensitivityTable]:
 def kv_policy_tables(res: PlanResult) -> list[SensitivityTable]:
     """The KV-policy comparison: goodput per GPU of each strategy's best deployment under each
     policy, the KV-bound decode batch of its decode instances, and, at that goodput, the
-    share of time the cache is full under paged allocation (kv_policy.py; DESIGN.md §1)."""
+    share of time the cache is full under paged allocation (kv_policy.py; docs/model.md §5)."""
     base = res.scenario
     variants = [base.with_kv(base.kv.model_copy(update={"policy": p})) for p in KV_POLICIES]
     labels: list[str] = list(KV_POLICIES)

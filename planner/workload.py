@@ -1,4 +1,4 @@
-"""Workload: length distributions, arrival process, SLO and dataset presets (DESIGN.md §3, §6)."""
+"""Workload: length distributions, arrival process, SLO and dataset presets (docs/model.md §4)."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ def _ln(mean: float, **kw: float) -> LengthDist:
     return LengthDist(kind="lognormal", mean=mean, **kw)
 
 
-# Means and SLOs: EcoServe's evaluation (DESIGN.md §6). Only the means of Alpaca, ShareGPT and
+# Means and SLOs: EcoServe's evaluation (docs/model.md §4.4). Only the means of Alpaca, ShareGPT and
 # LongBench are documented; their spread (sigma) is our assumption, stated in `source`.
 PRESETS: dict[str, Preset] = {
     "alpaca": Preset(

@@ -1,4 +1,4 @@
-"""Communication times: TP all-reduce (ring) and PP point-to-point (DESIGN.md §2)."""
+"""Communication times: TP all-reduce (ring) and PP point-to-point (docs/model.md §2.5)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Fast iteration timing for the simulator: the roofline of `phases.py`, tabulated once.
 
-A forward pass is additive in its parts (DESIGN.md §2): token_time(tokens) (GEMMs, element-wise
+A forward pass is additive in its parts (docs/model.md §2): token_time(tokens) (GEMMs, element-wise
 kernels, TP all-reduces, PP sends, iteration overhead) + head_time(logit rows) + layers × the
 attention kernels. The first two depend on one integer each and the decode attention only on the
 KV tokens a micro-batch reads, so each becomes a table built with one vectorised call; a

@@ -1,4 +1,4 @@
-"""Memory per GPU: weights, activations, runtime reserve and the KV cache (DESIGN.md §2)."""
+"""Memory per GPU: weights, activations, runtime reserve and the KV cache (docs/model.md §2.8)."""
 
 from __future__ import annotations
 

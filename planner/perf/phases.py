@@ -1,6 +1,6 @@
 """Phase latencies of one serving instance (TP × PP GPUs): prefill, decode step, hybrid step.
 
-DESIGN.md §2. Per layer on one TP rank: QKV, attention, output projection, MLP (gated: gate+up
+docs/model.md §2.3. Per layer on one TP rank: QKV, attention, output projection, MLP (gated: gate+up
 fused, down; MoE: active experts), norms/activations, and two TP all-reduces. A pipeline of `pp`
 stages holds ceil(layers/pp) layers per stage and forwards activations between stages. Every
 iteration pays the GPU's fixed iteration overhead (scheduler, sampling).
@@ -142,7 +142,7 @@ class InstancePerf:
     def token_time(self, tokens: np.ndarray | float) -> PhaseTime:
         """Everything in a forward pass of `tokens` tokens except attention and the LM head: all
         layers' GEMMs and element-wise kernels, TP all-reduces, PP sends and the iteration
-        overhead. Additive with `head_time` and `attention`·layers (DESIGN.md §2)."""
+        overhead. Additive with `head_time` and `attention`·layers (docs/model.md §2.7)."""
         m = self.model
         tok = np.asarray(tokens, dtype=float)
         layer, ar = self._layer_linear(tok)

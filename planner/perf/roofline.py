@@ -1,8 +1,8 @@
 """Per-operator roofline: time = max(FLOPs / (peak · eff_compute), bytes / (bw · eff_mem)) + launch.
 
-DESIGN.md §2. Every function takes numpy arrays (broadcast together) so a whole grid of batch sizes
-or prompt lengths is evaluated at once. Each returns the time split into the bound that applied
-(compute or memory) plus launch overhead, so callers can say which resource binds.
+docs/model.md §2.1. Every function takes numpy arrays (broadcast together) so a whole grid of
+batch sizes or prompt lengths is evaluated at once. Each returns the time split into the bound
+that applied (compute or memory) plus launch overhead, so callers can say which resource binds.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def gemm(
 ) -> OpTime:
     """Y[m×n] = X[m×k] · W[k×n]: FLOPs 2mkn; bytes = weights kn + activations m(k+n).
 
-    Efficiency from the GPU's curve at (m·k·n)^(1/3) (DESIGN.md §2)."""
+    Efficiency from the GPU's curve at (m·k·n)^(1/3) (docs/model.md §2.2)."""
     m = np.asarray(m_tokens, dtype=float)
     flops = 2.0 * m * k_in * n_out
     bytes_ = k_in * n_out * weight_bytes_per_elem + m * (k_in + n_out) * act_bytes_per_elem

@@ -1,4 +1,4 @@
-"""Discrete-event reference simulator of the five strategies (DESIGN.md §3)."""
+"""Discrete-event reference simulator of the five strategies (docs/model.md §10)."""
 
 from planner.simulate.results import SimResult
 from planner.simulate.run import simulate

@@ -1,6 +1,6 @@
 """Goodput by simulation: the highest rate whose simulated attainment meets the SLO target,
-found per seed by the same bracketing and brentq as the analytical goodput (DESIGN.md §3), with
-a Student-t confidence interval over seeds."""
+found per seed by the same bracketing and brentq as the analytical goodput (docs/model.md
+§6.6, §10.5), with a Student-t confidence interval over seeds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One simulated serving instance, iteration by iteration (DESIGN.md §1, §3).
+"""One simulated serving instance, iteration by iteration (docs/model.md §10.2).
 
 Modes:
   vllm     — separate batching with prefill priority: whenever prompts wait and their KV fits,

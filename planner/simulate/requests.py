@@ -1,4 +1,4 @@
-"""Request streams for the simulator: arrival times and sampled lengths (DESIGN.md §3).
+"""Request streams for the simulator: arrival times and sampled lengths (docs/model.md §10.1).
 
 Inter-arrival gaps are drawn at unit rate (exponential for Poisson, Gamma with shape 1/CV² for
 bursty arrivals) and divided by the request rate, so the streams for two rates under one seed

@@ -1,5 +1,5 @@
 """What one simulation measured: per-request TTFT/TPOT, SLO attainment, percentiles,
-utilisation and the Little's-law check (DESIGN.md §3)."""
+utilisation and the Little's-law check (docs/model.md §10.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The discrete-event loop and the five strategies' routing (DESIGN.md §1, §3).
+"""The discrete-event loop and the five strategies' routing (docs/model.md §10.3).
 
 Events are iteration ends of instances, KV transfer completions and request arrivals, taken in
 time order. Strategies differ only in where a request goes and what happens between prefill and

@@ -1,4 +1,4 @@
-"""One interface for every strategy (DESIGN.md §1, §3).
+"""One interface for every strategy (docs/model.md §7.1).
 
 A strategy model maps (deployment, scenario, request rate) to per-request latency distributions
 over a fixed stratified sample of request lengths: TTFT and TPOT CDFs, from which attainment,
@@ -142,7 +142,7 @@ class InstanceModel:
     def prefill_batching(
         self, rate: float, gap_s: float = 0.0, max_batch: float = np.inf
     ) -> tuple[float, float]:
-        """Prefill batching at `rate` prompts/s into one prefill queue (DESIGN.md §2, §3):
+        """Prefill batching at `rate` prompts/s into one prefill queue (docs/model.md §6.5):
         (service factor φ = E[T(K)]/(E[K]·T(1)), extra latency E_K[T(K)] − T(1) a prompt waits
         for the others of its batch, E_K size-biased), T(k) the time of a batch of k mean-length
         prompts (its occupancy under PP).
@@ -475,8 +475,9 @@ def goodput(
     rel_tol: float = 3e-3,
     percentiles: bool = True,
 ) -> Goodput:
-    """Highest rate with attainment ≥ target (DESIGN.md §3), by `rootfind.highest_passing_rate`
-    from `guess` (req/s, e.g. a nearby scenario's goodput) or from 0.001 req/s per GPU.
+    """Highest rate with attainment ≥ target (docs/model.md §7.6), by
+    `rootfind.highest_passing_rate` from `guess` (req/s, e.g. a nearby scenario's goodput) or
+    from 0.001 req/s per GPU.
     percentiles=False leaves the latency percentiles of the prediction at that rate empty
     (callers that only need the rate skip their cost)."""
     target = scen.slo.target

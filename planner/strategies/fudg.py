@@ -1,4 +1,4 @@
-"""FuDG: separate prefill and decode instances that ship the KV cache (DESIGN.md §1, §3).
+"""FuDG: separate prefill and decode instances that ship the KV cache (docs/model.md §7.4).
 
 Prefill pool: n_p instances, each an M/G/1 (G/G/1) prefill queue at λ/n_p (DistServe's model,
 PP as a pipelined server of stage time latency/pp; waiting prompts batched as in NoDG). After

@@ -1,4 +1,4 @@
-"""NoDG: prefill and decode colocated in each instance (DESIGN.md §1, §3).
+"""NoDG: prefill and decode colocated in each instance (docs/model.md §7.2, §7.3).
 
 vllm — separate batching, prefill priority. Per instance (rate λ/n), prefills form an M/G/1
   (G/G/1) queue with utilisation ρ_p = λ_i·E[s], s the per-prompt share of a prefill batch

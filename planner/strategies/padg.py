@@ -1,4 +1,4 @@
-"""PaDG: EcoServe's temporal disaggregation with rolling activation (DESIGN.md §1, fluid model).
+"""PaDG: EcoServe's temporal disaggregation with rolling activation (docs/model.md §7.5).
 
 A macro instance of N instances receives λ_m = λ / (macro instances). One instance at a time is
 "active": it admits new requests until the predicted prefill work admitted since its switch
@@ -35,7 +35,7 @@ decode span L = n·t_d/(1 − f_p), overlaps O(u) seconds of activations: the re
 (which brings the prompts admitted after it) and one D every T after that. Windows close on
 admitted work, not time, so the count of prompts in an overlap is its mean, λ_m·O, and only
 their sizes vary (jobs φ·s); the interruption work given O is moment-matched like vLLM's
-(DESIGN.md §3) and averaged over u. The mean slowdown is 1/(1 − f_p), and the decode batch
+(docs/model.md §6.3) and averaged over u. The mean slowdown is 1/(1 − f_p), and the decode batch
 follows from Little's law.
 With N = 1 the model is exactly NoDG (vLLM): the single instance is always active.
 """
