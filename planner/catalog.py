@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -17,8 +18,8 @@ import yaml
 
 from planner.errors import PlannerError
 from planner.hardware import GPU
-from planner.model import ModelSpec
-from planner.yamlio import clip, parse_yaml_text, read_yaml_file, validate
+from planner.model import LIMITS, MIN_CONTEXT, ModelSpec
+from planner.yamlio import clip, fmt_value, parse_yaml_text, read_yaml_file, validate
 
 _GPU_PKG = "planner.hardware_profiles"
 _MODEL_PKG = "planner.model_profiles"
@@ -77,34 +78,104 @@ def _hf_get(cfg: dict[str, Any], *keys: str, default: Any = None) -> Any:
     return default
 
 
+def _hf_int(
+    cfg: dict[str, Any],
+    where: str,
+    keys: tuple[str, ...],
+    limit: str,
+    *,
+    default: int | None = None,
+    low: int = 1,
+) -> int:
+    """The first of `keys` present in the config as an integer in [low, LIMITS[limit]] (an
+    integral float such as 4096.0 or a decimal string is accepted), or `default` when none
+    is present; anything else is a PlannerError naming the key."""
+    key = next((k for k in keys if cfg.get(k) is not None), None)
+    if key is None:
+        if default is None:
+            raise PlannerError(f"{where}: config.json lacks required key {keys[0]}")
+        return default
+    raw = cfg[key]
+    top = LIMITS[limit]
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+        value = int(raw)
+    elif isinstance(raw, str) and raw.strip().isdecimal() and len(raw.strip()) < 20:
+        value = int(raw.strip())
+    if value is None or not low <= value <= top:
+        raise PlannerError(
+            f"{where}: config.json key {key} must be an integer {low}..{top:,}, "
+            f"got {fmt_value(raw)}"
+        )
+    return value
+
+
 def model_from_hf_config(cfg: dict[str, Any], name: str) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face config.json (LLaMA, Qwen2/3, Mistral, Mixtral).
 
     head_dim is taken from the config when present (Qwen3: heads·head_dim ≠ hidden), else
     hidden/heads; kv heads default to heads (MHA); MoE from num_local_experts/num_experts.
+    Every number read must be an integer within ModelSpec's ranges (`model.LIMITS`); a bad
+    one is a PlannerError naming its config key.
     """
     if "text_config" in cfg and isinstance(cfg["text_config"], dict):
         cfg = cfg["text_config"]
-    try:
-        hidden = int(cfg["hidden_size"])
-        heads = int(cfg["num_attention_heads"])
-        layers = int(cfg["num_hidden_layers"])
-        inter = int(_hf_get(cfg, "moe_intermediate_size", "intermediate_size"))
-        vocab = int(cfg["vocab_size"])
-    except KeyError as exc:
-        raise PlannerError(f"{name}: config.json lacks required key {exc.args[0]}") from None
-    except (TypeError, ValueError) as exc:
-        raise PlannerError(f"{name}: config.json has a non-integer size: {exc}") from None
-    experts = int(_hf_get(cfg, "num_local_experts", "num_experts", "n_routed_experts", default=1))
+    where = clip(name, 80)
+    hidden = _hf_int(cfg, where, ("hidden_size",), "hidden_size")
+    heads = _hf_int(cfg, where, ("num_attention_heads",), "num_heads")
+    layers = _hf_int(cfg, where, ("num_hidden_layers",), "num_layers")
+    inter = _hf_int(cfg, where, ("moe_intermediate_size", "intermediate_size"), "intermediate_size")
+    vocab = _hf_int(cfg, where, ("vocab_size",), "vocab_size")
+    experts = _hf_int(
+        cfg,
+        where,
+        ("num_local_experts", "num_experts", "n_routed_experts"),
+        "num_experts",
+        default=1,
+    )
+    kv_heads = _hf_int(cfg, where, ("num_key_value_heads",), "num_kv_heads", default=heads)
+    if heads % kv_heads:
+        raise PlannerError(
+            f"{where}: config.json num_attention_heads ({heads}) must be a multiple of "
+            f"num_key_value_heads ({kv_heads})"
+        )
+    if hidden // heads < 1 and cfg.get("head_dim") is None:
+        raise PlannerError(
+            f"{where}: config.json hidden_size ({hidden}) is smaller than num_attention_heads "
+            f"({heads}) and there is no head_dim"
+        )
+    head_dim = _hf_int(cfg, where, ("head_dim",), "head_dim", default=hidden // heads)
+    per_token = _hf_int(
+        cfg,
+        where,
+        ("num_experts_per_tok", "moe_topk"),
+        "experts_per_token",
+        default=1 if experts == 1 else min(2, experts),
+    )
+    if per_token > experts:
+        raise PlannerError(
+            f"{where}: config.json experts per token ({per_token}) exceed the experts ({experts})"
+        )
+    context = _hf_int(
+        cfg,
+        where,
+        ("max_position_embeddings",),
+        "max_context",
+        default=4096,
+        low=MIN_CONTEXT,
+    )
     dtype = str(_hf_get(cfg, "torch_dtype", default="bfloat16"))
+    kind = clip(cfg.get("model_type", "unknown"), 40)
     data = {
         "name": name,
-        "description": f"imported from Hugging Face config ({cfg.get('model_type', 'unknown')})",
+        "description": f"imported from Hugging Face config ({kind})",
         "num_layers": layers,
         "hidden_size": hidden,
         "num_heads": heads,
-        "num_kv_heads": int(_hf_get(cfg, "num_key_value_heads", default=heads)),
-        "head_dim": int(_hf_get(cfg, "head_dim", default=hidden // heads)),
+        "num_kv_heads": kv_heads,
+        "head_dim": head_dim,
         "intermediate_size": inter,
         "vocab_size": vocab,
         "mlp": "gated" if str(cfg.get("hidden_act", "silu")) in ("silu", "swiglu") else "standard",
@@ -113,28 +184,34 @@ def model_from_hf_config(cfg: dict[str, Any], name: str) -> ModelSpec:
         ),
         "tie_embeddings": bool(cfg.get("tie_word_embeddings", False)),
         "num_experts": experts,
-        "experts_per_token": int(
-            _hf_get(cfg, "num_experts_per_tok", "moe_topk", default=1 if experts == 1 else 2)
-        ),
-        "max_context": int(_hf_get(cfg, "max_position_embeddings", default=4096)),
+        "experts_per_token": per_token,
+        "max_context": context,
         "dtype": "fp16" if dtype == "float16" else "bf16",
         "source": "Hugging Face config.json",
     }
-    return validate(ModelSpec, data, name)
+    return validate(ModelSpec, data, where)
 
 
 def load_hf_config(path: Path) -> ModelSpec:
     """Read a Hugging Face config.json file into a ModelSpec named after its folder."""
+    where = clip(path, 120)
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PlannerError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PlannerError(f"{path}: not a readable JSON config: {exc}") from None
+        raise PlannerError(f"{where}: file not found") from None
+    except IsADirectoryError:
+        raise PlannerError(f"{where}: is a folder, not a config.json") from None
+    except json.JSONDecodeError as exc:
+        raise PlannerError(f"{where}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise PlannerError(f"{where}: cannot read: {clip(reason, 120)}") from None
+    except RecursionError:
+        raise PlannerError(f"{where}: JSON nested too deeply") from None
     if not isinstance(cfg, dict):
-        raise PlannerError(f"{path}: expected a JSON object")
+        raise PlannerError(f"{where}: expected a JSON object")
     name = path.parent.name if path.name == "config.json" else path.stem
-    return model_from_hf_config(cfg, name or "imported")
+    return model_from_hf_config(cfg, clip(name, 100) or "imported")
 
 
 def load_model_file(path: Path) -> ModelSpec:

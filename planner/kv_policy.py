@@ -24,6 +24,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import special
 
+from planner.model import LIMITS
+
 KVPolicyName = Literal["paged", "max", "predicted", "predicted+pipelining"]
 KV_POLICIES: tuple[KVPolicyName, ...] = ("paged", "max", "predicted", "predicted+pipelining")
 LEND_SHARE = 0.5  # share of an unused reservation tail that pipelining can lend
@@ -36,7 +38,11 @@ class KVPolicy(BaseModel):
 
     policy: KVPolicyName = "paged"
     max_output_tokens: int | None = Field(
-        default=None, ge=1, description="max_tokens for `max`; default: the output p99.9"
+        default=None,
+        ge=1,
+        le=LIMITS["max_context"],
+        description="max_tokens for `max` (1..16,777,216, the longest model context); default: "
+        "the output p99.9",
     )
     prediction_cv: float = Field(
         default=0.3, ge=0, le=5, allow_inf_nan=False, description="output-length predictor error"

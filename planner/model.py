@@ -6,11 +6,34 @@ FLOPs per token and KV-cache bytes per token.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.units import DTYPE_BYTES
+
+# Upper bounds of the architecture numbers (the largest published models are 10–100× below
+# them): they keep every derived size a finite float and reject typos such as 1e30 layers.
+LIMITS: dict[str, int] = {
+    "num_layers": 10_000,
+    "hidden_size": 1 << 20,
+    "num_heads": 1 << 16,
+    "num_kv_heads": 1 << 16,
+    "head_dim": 1 << 16,
+    "intermediate_size": 1 << 24,
+    "vocab_size": 1 << 24,
+    "num_experts": 1 << 16,
+    "experts_per_token": 1 << 16,
+    "max_context": 1 << 24,
+}
+MIN_CONTEXT = 16
+
+
+def _bounded(name: str, doc: str, default: int | None = None, low: int = 1) -> Any:
+    desc = f"{doc} ({low}..{LIMITS[name]:,})"
+    if default is None:
+        return Field(ge=low, le=LIMITS[name], description=desc)
+    return Field(default=default, ge=low, le=LIMITS[name], description=desc)
 
 
 class ModelSpec(BaseModel):
@@ -18,21 +41,23 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
+    name: str = Field(max_length=200)
     description: str = ""
-    num_layers: int = Field(ge=1)
-    hidden_size: int = Field(ge=1)
-    num_heads: int = Field(ge=1)
-    num_kv_heads: int = Field(ge=1)
-    head_dim: int = Field(ge=1)
-    intermediate_size: int = Field(ge=1)
-    vocab_size: int = Field(ge=1)
+    num_layers: int = _bounded("num_layers", "transformer layers")
+    hidden_size: int = _bounded("hidden_size", "model width")
+    num_heads: int = _bounded("num_heads", "attention (query) heads")
+    num_kv_heads: int = _bounded("num_kv_heads", "key/value heads (GQA; = num_heads for MHA)")
+    head_dim: int = _bounded("head_dim", "width of one attention head")
+    intermediate_size: int = _bounded("intermediate_size", "MLP width (per expert for MoE)")
+    vocab_size: int = _bounded("vocab_size", "vocabulary size")
     mlp: Literal["gated", "standard"] = "gated"
     qkv_bias: bool = False
     tie_embeddings: bool = False
-    num_experts: int = Field(default=1, ge=1)
-    experts_per_token: int = Field(default=1, ge=1)
-    max_context: int = Field(default=4096, ge=16)
+    num_experts: int = _bounded("num_experts", "MLP experts (1: dense)", default=1)
+    experts_per_token: int = _bounded("experts_per_token", "experts active per token", default=1)
+    max_context: int = _bounded(
+        "max_context", "longest sequence in tokens", default=4096, low=MIN_CONTEXT
+    )
     dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
     kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = None
     source: str = ""
