@@ -300,13 +300,13 @@ def render_markdown(
     lines += [
         "## Assumptions",
         "",
-        f"- Roofline phase model (DESIGN.md §2): {g0.name} {g0.peak_flops(s.model.dtype) / 1e12:g} "
+        f"- Roofline phase model (docs/model.md §2): {g0.name} {g0.peak_flops(s.model.dtype) / 1e12:g} "
         f"dense TFLOPS, {g0.memory_bandwidth_gb_s:g} GB/s at {g0.memory_efficiency['weights']:.0%} "
         f"efficiency for weights and {g0.memory_efficiency['kv_cache']:.0%} for KV reads, "
         f"{g0.iteration_overhead_ms:g} ms per iteration; TP all-reduce over {c.link.kind}.",
         f"- Memory: {g0.memory_gib:g} GiB per GPU at 90% utilisation, "
         f"{g0.runtime_reserve_gib:g} GiB runtime reserve; KV policy `{s.kv.policy}`.",
-        "- Queueing (DESIGN.md §3): prefill queues as G/G/1 (Allen–Cunneen mean, exponential "
+        "- Queueing (docs/model.md §6): prefill queues as G/G/1 (Allen–Cunneen mean, exponential "
         "tail); NoDG decode interruptions as compound renewal sums; FuDG KV transfer as a queue "
         "on the link; PaDG windows and rolling activation per EcoServe's admission checks.",
         f"- Request lengths: {s.samples} stratified samples; {s.workload.input.kind} input and "
