@@ -3,9 +3,11 @@
 Candidates use the whole cluster (unless told otherwise) with instances inside one node:
 NoDG — every TP×PP shape (× Sarathi chunk sizes); FuDG — prefill and decode pool shapes with
 the P:D split near the balance of prefill and decode capacity (± one instance); PaDG — every
-shape, macro-instance size dividing the instance count, and prefill-window budget. Cheap upper
-bounds (prefill and decode capacity) prune candidates that cannot beat the strategy's current
-top-k before the root finding runs.
+shape, macro-instance size dividing the instance count, and prefill-window budget. A cheap,
+sound upper bound on each candidate's goodput (`upper_bound_rate`: batched prefill, decode and
+KV-link capacity and the SLO conditions every request must meet) prunes candidates that cannot
+enter the strategy's current top-k before the root finding runs; `search.exhaustive` turns the
+pruning off.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from planner.config import Objective, SearchSpec
 from planner.errors import PlannerError
 from planner.strategies import Deployment, Goodput, Scenario, goodput
 from planner.strategies.base import InstanceModel, StrategyName, deployment_problem
+from planner.strategies.fudg import interleaved_placement, placement
+from planner.strategies.nodg import _hybrid_iterations
 
 
 @dataclass(frozen=True)
@@ -74,28 +79,232 @@ def shapes(scen: Scenario, spec: SearchSpec) -> list[tuple[int, int]]:
 
 def _decode_capacity(im: InstanceModel, tpot_s: float) -> float:
     """Requests/s one instance can decode: the largest batch whose step meets the TPOT SLO (and
-    fits the KV cache), over the decode steps a request needs."""
+    fits the KV cache), over the decode steps a request needs. Sets the FuDG P:D split only; it
+    is not a bound (see `upper_bound_rate`)."""
     limit = int(min(im.kv_batch_limit, im.step_s.size - 1))
     ok = np.nonzero(im.step_s[1 : limit + 1] <= tpot_s)[0]
     b = int(ok[-1]) + 1 if ok.size else 1
     return b / (max(im.mean_steps, 1.0) * float(im.step_s[b]))
 
 
-def upper_bound_rate(dep: Deployment, scen: Scenario) -> float:
-    """Rate no deployment can exceed: the smaller of total prefill capacity (instances / E[s])
-    and total decode capacity at the TPOT SLO."""
-    slo = scen.slo.tpot_s
-    if dep.family == "FuDG":
-        p = scen.instance(dep.tp, dep.pp)
-        d = scen.instance(dep.dtp, dep.dpp)
-        return min(
-            dep.instances / p.service_mean_s, dep.decode_instances * _decode_capacity(d, slo)
+# ---- the pruning bound ----------------------------------------------------------------------
+# Slack in the safe direction for float rounding (the bound may only come out larger).
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class _Needs:
+    """What attainment ≥ target demands of any rate, whatever the strategy."""
+
+    k: int  # sampled requests that must meet each SLO: ⌈target·N⌉
+    tpot_binding: bool  # a decode step over the TPOT SLO fails too many requests
+    z: float  # Φ⁻¹(target): the share of time a paged KV cache is full must be ≤ 1 − target
+
+
+def _needs(scen: Scenario, im: InstanceModel) -> _Needs:
+    """Attainment is the mean over the N sampled requests of a per-request probability, and it
+    is at most the TTFT share, the TPOT share and 1 − P(KV full) (`base.predict`, joint or not):
+    at least ⌈target·N⌉ requests must have a non-zero chance at each SLO. A request that decodes
+    (output > 1) misses TPOT for sure when the decode step exceeds the SLO in every model, so
+    that cap binds unless the requests that never decode alone reach the target."""
+    target = scen.slo.target
+    no_decode = float(np.mean(im.steps <= 0.0))
+    return _Needs(
+        k=max(1, math.ceil(target * im.inp.size - 1e-6)),
+        tpot_binding=no_decode < target - _EPS,
+        z=float(special.ndtri(target - _EPS)),
+    )
+
+
+def _kth(values: np.ndarray, k: int) -> float:
+    """The k-th smallest value (k ≥ 1)."""
+    return float(np.partition(values, k - 1)[k - 1])
+
+
+def _prefill_floor(im: InstanceModel) -> tuple[float, float]:
+    """(s_b, e_min): the least queue service a prompt can cost, s_b = E[s]·φ_min with
+    φ_min = min_k T(k)/(k·T(1)) over the batch grid k = 1..K (K mean-length prompts fill the
+    token budget: `InstanceModel.max_prefill_batch`), and the least extra latency its batch
+    can add, e_min = min_k T(k) − T(1). `prefill_batching`'s φ is a ratio of weighted sums of
+    T(k) and k·T(1) over k ∈ [1, K] (linear in between, where T(k)/k is monotone), so φ ≥ φ_min
+    and the extra latency E_K[T(K)] − T(1) ≥ e_min, at every rate, gap and window cap."""
+    grid = im._batch_grid_s
+    k = np.arange(1, grid.size, dtype=float)
+    phi_min = float(np.min(grid[1:] / (k * grid[1])))
+    return im.service_mean_s * phi_min, float(np.min(grid[1:]) - grid[1])
+
+
+def _batch_cap(im: InstanceModel, scen: Scenario, needs: _Needs) -> float:
+    """Largest decode batch per instance a passing rate can have: the KV limit (every model's
+    KV check), the step grid's end, and under paged KV the batch at which the cache is full
+    1 − target of the time (`kv_overflow_probability`, increasing in the batch):
+    B·h + z·√(B·E[h²]) ≤ capacity, a quadratic in √B."""
+    cap = min(float(im.kv_batch_limit), float(im.step_s.size - 1))
+    h = im.kv_held_mean
+    if scen.kv.policy == "paged" and h > 0.0:
+        c = math.sqrt(im.kv_held_var + h * h)
+        kv = float(im.memory.kv_capacity_tokens)
+        x = (-needs.z * c + math.sqrt(needs.z**2 * c * c + 4.0 * h * kv)) / (2.0 * h)
+        cap = min(cap, x * x * (1.0 + _EPS))
+    return cap
+
+
+def _decode_rate(im: InstanceModel, batch_cap: float, step_cap: float) -> float:
+    """Requests/s one instance decodes at most: max B/(E[n]·t_d(B)) over the batches B ≤
+    batch_cap whose step t_d(B) (`step_at`: linear between grid points) is ≤ step_cap; 0 when
+    none is. B/t_d(B) is monotone on each grid segment, so the maximum over the allowed set is
+    at a grid point, at batch_cap, or where t_d crosses step_cap. inf when nothing decodes."""
+    if im.mean_steps <= 0.0:
+        return math.inf
+    s = im.step_s
+    top = min(batch_cap, float(s.size - 1))
+    if top <= 0.0:
+        return 0.0
+    j = np.arange(1, s.size - 1, dtype=float)  # segment [j, j + 1]
+    lo, hi = s[1:-1], s[2:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = j + (step_cap - lo) / (hi - lo)
+    cross = cross[((lo - step_cap) * (hi - step_cap) < 0.0) & np.isfinite(cross)]
+    pts = np.concatenate([np.arange(1.0, math.floor(top) + 1.0), [top], cross])
+    pts = pts[(pts > 0.0) & (pts <= top)]
+    t = np.interp(np.maximum(pts, 1.0), np.arange(s.size, dtype=float), s)
+    ok = t <= step_cap * (1.0 + _EPS)
+    return float(np.max(pts[ok] / t[ok])) / im.mean_steps if np.any(ok) else 0.0
+
+
+def _colocated_rate(im: InstanceModel, scen: Scenario, *, ttft_stretch: bool) -> float:
+    """Requests/s one vLLM (ttft_stretch) or EcoServe instance passes at most."""
+    needs = _needs(scen, im)
+    slo = scen.slo
+    s_b, e_min = _prefill_floor(im)
+    step_cap = slo.tpot_s if needs.tpot_binding else math.inf
+    g = _decode_rate(im, _batch_cap(im, scen, needs), step_cap)
+    if g <= 0.0:
+        return 0.0
+    # decodes run at 1/(1 − ρ) of their pace, ρ ≥ λ·s_b: λ·E[n]·t_d(B) = B(1 − ρ)
+    rate = 1.0 / (1.0 / g + s_b)
+    q = _kth(im.prefill_s + e_min, needs.k)  # the k-th shortest prompt's prefill
+    if not ttft_stretch:
+        return rate if q <= slo.ttft_s * (1.0 + _EPS) else 0.0
+    # vLLM: a request meets TTFT only if (S − t_d/2)(1 − ρ) ≥ its prefill + extra
+    room = slo.ttft_s - float(np.min(im.step_s[1:])) / 2.0
+    if q > room * (1.0 + _EPS):
+        return 0.0
+    return min(rate, max(1.0 - q / room, 0.0) * (1.0 + _EPS) / s_b)
+
+
+def _sarathi_rate(im: InstanceModel, scen: Scenario, budget: int) -> float:
+    """Requests/s one Sarathi instance with token budget C passes at most."""
+    needs = _needs(scen, im)
+    slo = scen.slo
+    _hybrid_iterations(im, budget, 0.0)  # the rate-independent tables, cached on `im`
+    room, _one, t_one, t_full, _slope = im.hybrid_tables[budget]
+    b = np.arange(1, room.size, dtype=float)
+    room, t_one, t_full = room[1:], t_one[1:], t_full[1:]
+    t_d = im.step_s[1 : room.size + 1]
+    tau = np.minimum(t_d, t_one)  # least mean iteration time at batch b
+    ok = (room > 0.0) & (b <= _batch_cap(im, scen, needs) * (1.0 + _EPS))
+    if needs.tpot_binding:  # TPOT_i < t_d(b) fails unless the hybrid step is shorter
+        ok &= tau <= slo.tpot_s * (1.0 + _EPS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_tok = np.where(room > 0.0, t_full / room, np.inf)  # s per prompt token, full chunks
+        ok &= _kth(im.inp, needs.k) * t_tok + tau <= slo.ttft_s * (1.0 + _EPS)
+        prefill = 1.0 / (t_tok * float(im.inp.mean()))
+        decode = b / (max(im.mean_steps, 0.0) * tau)
+    if not np.any(ok):
+        return 0.0
+    return float(np.max(np.minimum(prefill, decode)[ok]))
+
+
+def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
+    """Requests/s a FuDG deployment passes at most."""
+    p = scen.instance(dep.tp, dep.pp)
+    d = scen.instance(dep.dtp, dep.dpp)
+    c = scen.cluster
+    slo = scen.slo
+    needs = _needs(scen, d)
+    s_b, e_min = _prefill_floor(p)
+    kv = p.inp * scen.model.kv_bytes_per_token
+    kv_mean = float(kv.mean())
+    if dep.strategy == "distserve":
+        inter = interleaved_placement(dep, c.gpus_per_node, c.nodes)
+        if inter is None:
+            return 0.0
+        p_node = inter[0][0]
+        bw, latency = c.link.p2p_bandwidth_bytes_s, c.link.latency_s
+        pre = p.perf.prefill(float(p.inp.mean()))
+        comm = float(pre.comm_s / pre.total_s) * s_b * p_node
+        # per prefill instance: x·p_node·E[kv] < bw·max(1 − comm·x, 0.05)
+        a = p_node * kv_mean
+        link = dep.instances * max(bw / (a + bw * comm), 0.05 * bw / a)
+    else:
+        bw, latency = c.network.node_bandwidth_bytes_s, c.network.latency_s
+        layout = placement(dep, c.gpus_per_node, c.nodes)
+        n_p, n_d = dep.instances, dep.decode_instances
+        per_rate = max(
+            max(pi / n_p * (1.0 - di / n_d) for pi, di in layout),
+            max(di / n_d * (1.0 - pi / n_p) for pi, di in layout),
         )
+        link = bw / (per_rate * kv_mean) if per_rate > 0.0 else math.inf
+    # TTFT of the k-th fastest request, less the half decode step it joins
+    q = _kth(p.prefill_s + e_min + kv / bw + latency, needs.k)
+    if q > slo.ttft_s * (1.0 + _EPS):
+        return 0.0
+    step_cap = 2.0 * (slo.ttft_s - q)
+    if needs.tpot_binding:
+        step_cap = min(step_cap, slo.tpot_s)
+    decode = dep.decode_instances * _decode_rate(d, _batch_cap(d, scen, needs), step_cap)
+    return min(dep.instances / s_b, link * (1.0 + _EPS), decode)
+
+
+def upper_bound_rate(dep: Deployment, scen: Scenario) -> float:
+    """A rate no passing rate of `dep` exceeds: goodput(dep).rate ≤ this, for every strategy.
+
+    Goodput is a rate at which the strategy model is stable and attainment ≥ target > 0, so
+    every condition below is necessary (each model returns `Unstable`, or attainment under the
+    target, when it fails). Per instance, λ_i = λ/instances (FuDG: λ/n_p, λ/n_d); E[n] the mean
+    decode steps, t_d(B) the decode step at batch B, S_TTFT / S_TPOT the SLOs.
+
+    Common floors. (1) Batched prefill: a prompt's queue service is E[s]·φ with
+    φ ≥ φ_min = min_k T(k)/(k·T(1)) over batches up to the token budget, so ρ ≥ λ_i·s_b with
+    s_b = E[s]·φ_min (`_prefill_floor`). (2) Decode batch: B ≤ B_max, the KV limit, and under
+    paged KV the batch whose cache is full 1 − target of the time (attainment is scaled by
+    1 − P(full)). (3) TPOT: a request that decodes misses the SLO for sure once t_d(B) > S_TPOT
+    (vLLM and EcoServe: the interruption work is ≥ 0; FuDG: TPOT = t_d; Sarathi: below both
+    the decode step and the hybrid iteration), so t_d(B) ≤ S_TPOT when the requests that never
+    decode cannot reach the target alone — never a tail-based cap, which would not hold at
+    P50. (4) TTFT: the k-th fastest request (k = ⌈target·N⌉ of the sample) must be able to
+    meet it.
+
+    vLLM: B = λ_i·E[n]·t_d(B)/(1 − ρ) (Little's law, `solve_decode_batch` is exact on the
+    interpolated grid) and ρ ≥ λ_i·s_b give λ_i ≤ 1/(1/g + s_b), g = max B/(E[n]·t_d(B)) over
+    B ≤ B_max with t_d(B) ≤ S_TPOT (`_decode_rate`); TTFT_i ≥ t_d/2 + (p_i + e)/(1 − ρ) for
+    every request (the queue wait only adds), so (S_TTFT − t_min/2)(1 − ρ) ≥ q_k, the k-th
+    smallest prefill p_i + e_min: λ_i ≤ (1 − q_k/(S_TTFT − t_min/2))/s_b.
+    EcoServe: the same decode and prefill-share conditions per instance (f_p = λ_i·E[s]·φ < 1,
+    B from Little's law with slowdown 1/(1 − f_p), KV check), so λ_i ≤ 1/(1/g + s_b), and 0 when
+    q_k > S_TTFT (every TTFT branch needs p_i + e ≤ S_TTFT). Macro size 1 is vLLM.
+    Sarathi (budget C): at the model's batch index b, ρ = λ_i·E[I]·t_full(b)/(C − b) < 1 and
+    λ_i·E[n]·TPOT_mean(b) ≤ b with TPOT_mean a harmonic mix of t_d(b) and the typical hybrid
+    iteration, ≥ τ(b) = min(t_d(b), t_one(b)) (a hybrid iteration takes no less with more of
+    its C − b prompt tokens); b ≤ B_max, τ(b) ≤ S_TPOT, and TTFT_i ≥ I_i·t_full/(C − b) + τ.
+    So λ_i ≤ max over allowed b of min((C − b)/(E[I]·t_full(b)), b/(E[n]·τ(b))).
+    FuDG: λ/n_p < 1/s_b; the KV link queue below 1 (MoonCake: λ·c·E[kv] < bw, c the busiest
+    NIC direction's share; DistServe: per prefill instance x·p·E[kv] < bw·max(1 − a·x·s_b·p,
+    0.05), the TP traffic's share of the intra-node path, 0 without an interleaved placement);
+    λ/n_d ≤ g_d with t_d ≤ min(S_TPOT, 2(S_TTFT − q_k)), q_k the k-th smallest prefill +
+    e_min + KV transfer + link latency (TTFT_i ≥ that + t_d/2).
+
+    NoDG and PaDG return instances × the per-instance rate. The cost is a few vector operations
+    on the step and batch grids per candidate (Sarathi: the hybrid tables the model caches).
+    """
+    if dep.family == "FuDG":
+        return _fudg_rate(dep, scen)
     im = scen.instance(dep.tp, dep.pp)
-    pre = dep.instances / im.service_mean_s
-    dec = dep.instances * _decode_capacity(im, slo)
-    # prefill and decode share the instances: rate·(E[s] + E[n]/dec_i) ≤ instances
-    return 1.0 / (1.0 / pre + 1.0 / dec)
+    if dep.strategy == "sarathi":
+        return dep.instances * _sarathi_rate(im, scen, dep.chunk_tokens)
+    stretch = dep.strategy == "vllm" or dep.macro_size == 1
+    return dep.instances * _colocated_rate(im, scen, ttft_stretch=stretch)
 
 
 def _divisors(n: int) -> list[int]:
@@ -191,7 +400,10 @@ def rank(g: Goodput, scen: Scenario, objective: Objective) -> Ranked:
     return Ranked(g, needed, cost, per_m)
 
 
-def _rank_key(r: Ranked, objective: Objective) -> tuple[float, float]:
+Key = tuple[float, float]
+
+
+def _rank_key(r: Ranked, objective: Objective) -> Key:
     if objective.kind != "max_goodput_per_gpu" and r.gpus_needed is not None:
         primary = r.gpus_needed if objective.kind == "min_gpus" else (r.cost_per_hour or 0.0)
         return (primary, -r.goodput.per_gpu)
@@ -218,30 +430,52 @@ def pareto(items: list[Ranked]) -> list[Ranked]:
     return front
 
 
+def _key_floor(d: Deployment, bound_per_gpu: float, scen: Scenario, objective: Objective) -> Key:
+    """The best `_rank_key` a candidate whose goodput/GPU is at most `bound_per_gpu` can have:
+    fewer GPUs per goodput only for more goodput/GPU, so needed GPUs (and cost) are at least
+    those at the bound, and goodput/GPU at most the bound (lexicographically ≤ its true key)."""
+    if objective.kind != "max_goodput_per_gpu" and objective.target_rate is not None:
+        if bound_per_gpu <= 0.0:
+            return (math.inf, 0.0)
+        unit = replication_unit_gpus(d)
+        needed = math.ceil(objective.target_rate / bound_per_gpu / unit - 1e-9) * unit
+        primary = needed if objective.kind == "min_gpus" else needed * scen.cluster.gpu_hour_price
+        return (primary, -bound_per_gpu)
+    return (-bound_per_gpu, 0.0)
+
+
 def plan(
     scen: Scenario,
     spec: SearchSpec,
     objective: Objective,
     progress: Callable[[int, int], None] | None = None,
 ) -> PlanResult:
-    """Evaluate every candidate (pruned by capacity bounds) and rank them per strategy."""
+    """Evaluate every candidate and rank them per strategy. Unless `spec.exhaustive`, a candidate
+    is skipped when even its `upper_bound_rate` cannot rank it above the strategy's current
+    top-k (`_key_floor`), or when its bound is 0 and the strategy already has a plan or a
+    reason for having none. The bound is sound, so the top-k per strategy and the reasons are
+    those of the exhaustive search (the Pareto frontier only sees evaluated candidates)."""
     cands = list(candidates(scen, spec))
     per: dict[str, list[Ranked]] = {s: [] for s in spec.strategies}
     why: dict[str, str] = {}
     evaluated = pruned = 0
     everything: list[Ranked] = []
-    # visit the most promising first so that pruning bites early
-    bounds = {}
+    # visit the most promising first so that pruning bites early (the same order when
+    # exhaustive, so that ties resolve alike)
+    bounds: dict[Deployment, float] = {}
     for d in cands:
-        bounds[d] = (
-            0.0 if deployment_problem(d, scen) is not None else upper_bound_rate(d, scen) / d.gpus
-        )
-    cands.sort(key=lambda d: -bounds[d])
+        ok = deployment_problem(d, scen) is None
+        bounds[d] = upper_bound_rate(d, scen) / d.gpus if ok else 0.0
+    floors = {d: _key_floor(d, b, scen, objective) for d, b in bounds.items()}
+    cands.sort(key=lambda d: floors[d])
     for i, d in enumerate(cands):
         if progress:
             progress(i + 1, len(cands))
         kept = per[d.strategy]
-        if len(kept) >= spec.top and bounds[d] <= kept[-1].goodput.per_gpu:
+        beaten = len(kept) >= spec.top and floors[d] >= _rank_key(kept[-1], objective)
+        # a zero bound means no goodput: evaluate it only to say why a strategy has no plan
+        hopeless = bounds[d] <= 0.0 and (bool(kept) or d.strategy in why)
+        if not spec.exhaustive and (beaten or hopeless):
             pruned += 1
             continue
         g = goodput(d, scen)
