@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from planner import catalog, pipeline
 from planner.config import PlanFile, load_plan
+from planner.engine import load_engine
 from planner.errors import PlannerError
 from planner.estimate import estimate_grid
 from planner.evaluate import default_deployments, evaluate
@@ -181,6 +182,9 @@ def estimate(
         str | None,
         typer.Option(help="KV tokens each decoding sequence holds (default: --input)"),
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="serving engine profile: vllm-v1 or vllm-v0")
+    ] = "vllm-v1",
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Roofline latencies and memory of one instance shape, or a grid of them.
@@ -200,6 +204,7 @@ def estimate(
             batches=_int_list(batch, "--batch"),
             inputs=_int_list(input, "--input"),
             contexts=_int_list(context, "--context") if context is not None else None,
+            engine=load_engine(engine),
         )
     except PlannerError as exc:
         raise fail(exc) from None

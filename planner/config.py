@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from planner import catalog
+from planner.engine import EngineProfile, load_engine
 from planner.errors import PlannerError
 from planner.hardware import GPU, MAX_PRICE, Cluster, IntraNodeLink, Network
 from planner.kv_policy import KVPolicy
@@ -331,6 +332,44 @@ ModelRef = Annotated[
 ]
 
 
+class EngineSpec(_Strict):
+    """The serving engine (a shipped engine profile) and the settings a deployment passes it;
+    each setting has the meaning of the vLLM flag of the same name."""
+
+    name: Literal["vllm-v1", "vllm-v0"] = Field(
+        default="vllm-v1",
+        description="vllm-v1: vLLM's V1 engine (chunked prefill, v0.9+); vllm-v0: the V0 engine",
+    )
+    max_num_seqs: int | None = Field(
+        default=None, ge=1, le=65536, description="sequences per iteration (default: engine's)"
+    )
+    max_num_batched_tokens: int | None = Field(
+        default=None, ge=16, le=1 << 20, description="tokens per iteration (default: engine's)"
+    )
+    gpu_memory_utilization: float | None = Field(
+        default=None, gt=0, le=1, allow_inf_nan=False, description="share of GPU memory used"
+    )
+    enforce_eager: bool = Field(default=False, description="no CUDA graphs (--enforce-eager)")
+    disable_custom_all_reduce: bool = Field(
+        default=False, description="NCCL for every all-reduce (--disable-custom-all-reduce)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_only(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    def build(self) -> EngineProfile:
+        upd: dict[str, Any] = {
+            "cuda_graph_decode": not self.enforce_eager,
+            "custom_allreduce": not self.disable_custom_all_reduce,
+        }
+        for key in ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization"):
+            if getattr(self, key) is not None:
+                upd[key] = getattr(self, key)
+        return load_engine(self.name).model_copy(update=upd)
+
+
 class PlanFile(_Strict):
     """A plan file: scenario, objective, search space and optional fixed deployments."""
 
@@ -341,6 +380,9 @@ class PlanFile(_Strict):
     objective: Objective = Objective()
     search: SearchSpec = SearchSpec()
     kv: KVPolicy = KVPolicy()
+    engine: EngineSpec = Field(
+        default_factory=EngineSpec, description="serving engine: a name or a mapping"
+    )
     ramp: RampSpec = Field(
         default_factory=RampSpec, description="rate ramp for `ecoplan scale` and the report"
     )
@@ -411,6 +453,7 @@ class PlanFile(_Strict):
             workload=workload,
             slo=slo,
             kv=self.kv,
+            engine=self.engine.build(),
         )
 
 

@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from planner.engine import DEFAULT_ENGINE, EngineProfile, load_engine
 from planner.errors import PlannerError
 from planner.hardware import GPU, IntraNodeLink
 from planner.model import ModelSpec
@@ -70,6 +71,7 @@ class EstimateGrid:
     model: ModelSpec
     gpu: GPU
     rows: list[EstimateRow]
+    engine: str = DEFAULT_ENGINE
 
 
 def estimate_instance(
@@ -81,6 +83,7 @@ def estimate_instance(
     batch: int,
     link: IntraNodeLink | None = None,
     context_tokens: int | None = None,
+    engine: EngineProfile | None = None,
 ) -> Estimate:
     """Prefill and decode-step latencies (roofline, docs/model.md §2) and the memory plan of one
     instance. Decode sequences hold `context_tokens` KV tokens (default: `input_tokens`).
@@ -93,10 +96,21 @@ def estimate_instance(
         raise PlannerError(
             f"input/context: {longest} tokens exceed {model.name}'s context of {model.max_context}"
         )
-    mem = plan_memory(model, gpu, tp, pp, min_kv_tokens=min(longest + 1, model.max_context))
+    eng = engine or load_engine(DEFAULT_ENGINE)
+    need = min(longest + 1, model.max_context)  # the max_model_len this estimate needs
+    limits = eng.limits(gpu.name, gpu.memory_gib, need, chunked=False)
+    mem = plan_memory(
+        model,
+        gpu,
+        tp,
+        pp,
+        gpu_memory_utilization=eng.gpu_memory_utilization,
+        max_batched_tokens=limits.max_num_batched_tokens,
+        min_kv_tokens=need,
+    )
     if not mem.fits:
         raise PlannerError(f"does not fit: {mem.reason}")
-    perf = InstancePerf(model, gpu, link or gpu.intra_node, tp, pp)
+    perf = InstancePerf(model, gpu, link or gpu.intra_node, tp, pp, eng)
 
     def row(label: str, t: PhaseTime, tokens: float) -> PhaseRow:
         total = float(t.total_s)
@@ -135,6 +149,7 @@ def estimate_grid(
     batches: Sequence[int],
     inputs: Sequence[int],
     contexts: Sequence[int] | None = None,
+    engine: EngineProfile | None = None,
 ) -> EstimateGrid:
     """Every combination of tp × pp × batch × input × context (context defaults to each input)
     as one row. A single combination that cannot run raises its PlannerError; in a grid such a
@@ -145,7 +160,9 @@ def estimate_grid(
     for tp, pp, b, i, c in combos:
         context = i if c is None else c
         try:
-            est: Estimate | None = estimate_instance(model, gpu, tp, pp, i, b, context_tokens=c)
+            est: Estimate | None = estimate_instance(
+                model, gpu, tp, pp, i, b, context_tokens=c, engine=engine
+            )
             problem = None
         except PlannerError as exc:
             if len(combos) == 1:
@@ -154,4 +171,6 @@ def estimate_grid(
         rows.append(EstimateRow(tp, pp, b, i, context, est, problem))
     if all(r.estimate is None for r in rows):
         raise PlannerError(f"no combination runs; first: {rows[0].problem}")
-    return EstimateGrid(model=model, gpu=gpu, rows=rows)
+    return EstimateGrid(
+        model=model, gpu=gpu, rows=rows, engine=(engine or load_engine(DEFAULT_ENGINE)).name
+    )

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from planner.units import GB, GBIT_BYTES, GIB, MS, TERA, US
+from planner.units import GB, GBIT_BYTES, GIB, TERA, US
 from planner.yamlio import clip
 
 
@@ -42,30 +42,66 @@ class IntraNodeLink(_Frozen):
         max_length=64,
         description="NCCL all-reduce bus bandwidth (GB/s, 0.001..1e6) by group size (2..4096)",
     )
+    allreduce_latency_us: dict[int, float] = Field(
+        max_length=64,
+        description="NCCL all-reduce latency of a small message (µs, 0..1e6) by group size: "
+        "the one latency term α of a collective",
+    )
+    custom_allreduce_latency_us: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_LATENCY_US,
+        allow_inf_nan=False,
+        description="latency of an engine's one-shot custom all-reduce on this link (µs); "
+        "null: the link does not support it (PCIe beyond 2 GPUs, no P2P)",
+    )
 
-    @field_validator("allreduce_bus_bandwidth_gb_s")
+    @field_validator("allreduce_bus_bandwidth_gb_s", "allreduce_latency_us")
     @classmethod
-    def _positive(cls, v: dict[int, float]) -> dict[int, float]:
+    def _by_group(cls, v: dict[int, float]) -> dict[int, float]:
         if not v:
             raise ValueError("needs at least one group size")
-        for size, bw in v.items():
+        for size, x in v.items():
             if not 2 <= size <= MAX_GROUP:
                 raise ValueError(f"group size {size:g} must be 2..{MAX_GROUP}")
-            if not (math.isfinite(bw) and MIN_BANDWIDTH_GB_S <= bw <= MAX_BANDWIDTH_GB_S):
-                raise ValueError(
-                    f"group size {size}: bandwidth must be {MIN_BANDWIDTH_GB_S:g}.."
-                    f"{MAX_BANDWIDTH_GB_S:g} GB/s, got {bw:g}"
-                )
+            if not (math.isfinite(x) and 0 <= x <= MAX_BANDWIDTH_GB_S):
+                raise ValueError(f"group size {size}: value must be 0..1e6, got {x:g}")
         return v
 
-    def bus_bandwidth_bytes_s(self, group: int) -> float:
-        """Bus bandwidth for a collective over `group` GPUs: the profile's entry for the smallest
-        listed size >= group (bandwidth falls with group size on PCIe), else the largest listed."""
-        sizes = sorted(self.allreduce_bus_bandwidth_gb_s)
+    @model_validator(mode="after")
+    def _bandwidths(self) -> IntraNodeLink:
+        for size, bw in self.allreduce_bus_bandwidth_gb_s.items():
+            if bw < MIN_BANDWIDTH_GB_S:
+                raise ValueError(
+                    f"allreduce_bus_bandwidth_gb_s: group size {size}: bandwidth must be "
+                    f"{MIN_BANDWIDTH_GB_S:g}..{MAX_BANDWIDTH_GB_S:g} GB/s, got {bw:g}"
+                )
+        return self
+
+    @staticmethod
+    def _for_group(table: dict[int, float], group: int) -> float:
+        """The entry for the smallest listed size >= group (figures worsen with group size on
+        PCIe), else the largest listed."""
+        sizes = sorted(table)
         for s in sizes:
             if s >= group:
-                return self.allreduce_bus_bandwidth_gb_s[s] * GB
-        return self.allreduce_bus_bandwidth_gb_s[sizes[-1]] * GB
+                return table[s]
+        return table[sizes[-1]]
+
+    def bus_bandwidth_bytes_s(self, group: int) -> float:
+        """All-reduce bus bandwidth over `group` GPUs (bytes/s)."""
+        return self._for_group(self.allreduce_bus_bandwidth_gb_s, group) * GB
+
+    def allreduce_latency_s(self, group: int) -> float:
+        """All-reduce small-message latency over `group` GPUs (s)."""
+        return self._for_group(self.allreduce_latency_us, group) * US
+
+    def supports_custom_allreduce(self, group: int) -> bool:
+        """An engine's custom all-reduce runs on NVLink-connected groups, or on a pair with P2P
+        access (vLLM custom_all_reduce.py): the profile says so by giving its latency."""
+        if self.custom_allreduce_latency_us is None:
+            return False
+        return self.kind == "nvlink" or group == 2
 
     @property
     def p2p_bandwidth_bytes_s(self) -> float:
@@ -76,8 +112,37 @@ class IntraNodeLink(_Frozen):
         return self.latency_us * US
 
 
+class GemmEfficiency(_Frozen):
+    """Dense GEMM compute efficiency as a function of M (tokens in the batch)."""
+
+    plateau: float = Field(
+        gt=0, le=1, allow_inf_nan=False, description="share of dense peak at large M (0..1]"
+    )
+    knee_tokens: float = Field(
+        gt=0, le=1e6, allow_inf_nan=False, description="M at half the plateau (tokens)"
+    )
+
+
+class AttentionEfficiency(_Frozen):
+    """FlashAttention-style prefill and paged decode attention."""
+
+    prefill_plateau: float = Field(
+        gt=0, le=1, allow_inf_nan=False, description="share of dense peak, long prompts (0..1]"
+    )
+    prefill_knee_tokens: float = Field(
+        gt=0, le=1e7, allow_inf_nan=False, description="KV length at half the plateau (tokens)"
+    )
+    decode_per_sequence_head_us: float = Field(
+        ge=0,
+        le=1e4,
+        allow_inf_nan=False,
+        description="fixed cost per (sequence × KV head on the rank) of a decode attention "
+        "kernel per layer (µs): dominates at short contexts",
+    )
+
+
 class GPU(_Frozen):
-    """One GPU model with its roofline parameters."""
+    """One GPU model with its performance parameters (docs/model.md §3.1)."""
 
     name: str = Field(max_length=200)
     description: str = ""
@@ -93,18 +158,33 @@ class GPU(_Frozen):
     peak_tflops: dict[str, float] = Field(
         min_length=1, max_length=16, description="dense TFLOPS by dtype (0.001..1e6)"
     )
-    compute_efficiency: list[tuple[float, float]] = Field(
-        min_length=1,
-        max_length=1000,
-        description="[[gemm_size, efficiency], ...]: efficiency (0..1] vs cube root of M*N*K "
-        "(sizes increasing, 0..1e9)",
-    )
-    memory_efficiency: dict[Literal["weights", "kv_cache"], float]
-    iteration_overhead_ms: float = Field(
-        ge=0, le=1e4, allow_inf_nan=False, description="ms per iteration (0..1e4)"
+    gemm: GemmEfficiency
+    attention: AttentionEfficiency
+    memory_efficiency: dict[Literal["weights", "kv_cache"], float] = Field(
+        description="share of memory bandwidth reached streaming weights (GEMMs at small M) and "
+        "reading the KV cache in long-context decode attention"
     )
     kernel_launch_us: float = Field(
-        ge=0, le=MAX_LATENCY_US, allow_inf_nan=False, description="µs (0..1e6)"
+        ge=0,
+        le=MAX_LATENCY_US,
+        allow_inf_nan=False,
+        description="CPU launch cost of one kernel run eagerly (µs): an eager kernel takes at "
+        "least this long; nothing under CUDA graphs",
+    )
+    kernel_fixed_us: float = Field(
+        ge=0,
+        le=MAX_LATENCY_US,
+        allow_inf_nan=False,
+        description="fixed GPU time of every kernel (µs): ramp-up, tail and synchronisation, "
+        "added to its roofline time",
+    )
+    iteration_overhead_ms: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e4,
+        allow_inf_nan=False,
+        description="measured per-iteration CPU time of the serving engine on this host (ms); "
+        "when set (e.g. by `ecoplan calibrate`) it replaces the engine profile's",
     )
     runtime_reserve_gib: float = Field(
         ge=0, le=1e5, allow_inf_nan=False, description="GiB per GPU (0..1e5)"
@@ -115,18 +195,6 @@ class GPU(_Frozen):
         ge=0, le=MAX_PRICE, allow_inf_nan=False, description="per GPU-hour (0..1e6)"
     )
     sources: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("compute_efficiency")
-    @classmethod
-    def _curve(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        if not v:
-            raise ValueError("needs at least one [size, efficiency] point")
-        sizes = [p[0] for p in v]
-        if sizes != sorted(sizes) or any(not (0 < s <= 1e9) for s in sizes):
-            raise ValueError("sizes must be increasing, in (0, 1e9]")
-        if any(not (0 < e <= 1) for _, e in v):
-            raise ValueError("efficiencies must be in (0, 1]")
-        return v
 
     @model_validator(mode="after")
     def _check(self) -> GPU:
@@ -147,12 +215,12 @@ class GPU(_Frozen):
         return self.memory_bandwidth_gb_s * GB
 
     @property
-    def iteration_overhead_s(self) -> float:
-        return self.iteration_overhead_ms * MS
-
-    @property
     def kernel_launch_s(self) -> float:
         return self.kernel_launch_us * US
+
+    @property
+    def kernel_fixed_s(self) -> float:
+        return self.kernel_fixed_us * US
 
     def peak_flops(self, dtype: str) -> float:
         """Dense peak FLOP/s for a dtype; fp16/bf16 share a figure when only one is listed."""
@@ -163,13 +231,21 @@ class GPU(_Frozen):
             return self.peak_tflops[alias] * TERA
         raise KeyError(f"GPU {self.name} has no peak_tflops for dtype {dtype}")
 
-    def gemm_efficiency(self, size: np.ndarray | float) -> np.ndarray:
-        """Compute efficiency at GEMM size s = (M*N*K)^(1/3): log-linear interpolation of the
-        profile's curve, clamped at both ends (DESIGN.md §2)."""
-        xs = np.log([p[0] for p in self.compute_efficiency])
-        ys = np.array([p[1] for p in self.compute_efficiency])
-        s = np.maximum(np.asarray(size, dtype=float), 1.0)
-        return np.interp(np.log(s), xs, ys)
+    def gemm_efficiency(self, m_tokens: np.ndarray | float) -> np.ndarray:
+        """Share of peak FLOPs a GEMM of M rows reaches: plateau·M/(M + knee) (docs/model.md
+        §2.2). M — the tokens of the batch — sets how many output tiles keep the SMs busy; K and
+        N are model widths of thousands and matter far less (Vidur's A100/H100 profiles)."""
+        m = np.maximum(np.asarray(m_tokens, dtype=float), 1.0)
+        g = self.gemm
+        return g.plateau * m / (m + g.knee_tokens)
+
+    def prefill_attention_efficiency(self, key_tokens: np.ndarray | float) -> np.ndarray:
+        """Share of peak FLOPs of a FlashAttention prefill kernel whose sequences attend to
+        `key_tokens` tokens (prefix + chunk): its own plateau·L/(L + knee), not the GEMM curve
+        (docs/model.md §2.4; Vidur's A100 attention profiles rise with the KV length)."""
+        q = np.maximum(np.asarray(key_tokens, dtype=float), 1.0)
+        a = self.attention
+        return a.prefill_plateau * q / (q + a.prefill_knee_tokens)
 
 
 class Network(_Frozen):

@@ -83,6 +83,12 @@ class ModelSpec(BaseModel):
         return DTYPE_BYTES[self.dtype]
 
     @property
+    def activation_dtype_bytes(self) -> float:
+        """Activations (and TP all-reduce messages) stay in 16-bit even when weights are FP8 or
+        INT8 (W8A16 and W8A8 kernels alike return BF16/FP16 outputs)."""
+        return DTYPE_BYTES["bf16"]
+
+    @property
     def kv_dtype_bytes(self) -> float:
         return DTYPE_BYTES[self.kv_dtype or self.dtype]
 

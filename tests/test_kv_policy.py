@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -53,12 +55,15 @@ def test_pipelining_never_admits_fewer_than_predicted(model: str) -> None:
 
 
 def test_policies_order_goodput_when_kv_binds() -> None:
-    """LLaMA-30B (1.5 MiB KV per token) on ShareGPT is KV-bound under `max`."""
+    """LLaMA-30B (1.5 MiB KV per token) on ShareGPT with a 250 ms TPOT SLO is KV-bound under
+    `max` (0.1% tolerance for the root finder)."""
     base = scenario("llama-30b")
+    base = dataclasses.replace(base, slo=base.slo.model_copy(update={"tpot_s": 0.25}))
     dep = Deployment("vllm", tp=4, instances=8)
     g = {p: goodput(dep, base.with_kv(KVPolicy(policy=p))).per_gpu for p in KV_POLICIES}
-    assert g["paged"] >= g["predicted+pipelining"] >= g["predicted"] >= g["max"]
-    assert g["max"] < g["paged"]
+    order = [g["paged"], g["predicted+pipelining"], g["predicted"], g["max"]]
+    assert all(a >= b * (1 - 1e-3) for a, b in itertools.pairwise(order))
+    assert g["max"] < 0.9 * g["paged"]
 
 
 @pytest.mark.parametrize("policy", KV_POLICIES)

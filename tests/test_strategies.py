@@ -154,13 +154,13 @@ def test_sarathi_hybrid_iteration_carries_what_waits() -> None:
     short = scenario("codellama-34b", "alpaca").instance(4, 1)
     mean_in = float(short.inp.mean())
     b, room, t_full, chunk, t_c = _hybrid_iterations(short, 512, 1e-3)
-    assert b.size == 513 and np.array_equal(room, 512 - b)
+    assert b.size == min(short.step_s.size, 513) and np.array_equal(room, 512 - b)
     live = room > 21  # where one mean prompt is less than the full chunk
     assert np.allclose(chunk, np.minimum(room, mean_in)) and np.all(t_c[live] < t_full[live])
     rate = 20.0 * mean_in  # 20 prompts/s: at large batches several prompts per iteration
     _, room, _, chunk, t_c = _hybrid_iterations(short, 4096, rate)
     assert np.allclose(chunk, np.minimum(room, np.maximum(mean_in, rate * t_c)), rtol=0.01)
-    assert chunk[2000] > 2 * mean_in
+    assert chunk[-1] > 2 * mean_in  # at the largest batch the engine holds
     # beyond the chunked-prefill capacity every iteration is full
     _, room, _, chunk, _ = _hybrid_iterations(short, 4096, 200.0 * mean_in)
     assert np.array_equal(chunk, room)

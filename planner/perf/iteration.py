@@ -1,22 +1,23 @@
-"""Fast iteration timing for the simulator: the roofline of `phases.py`, tabulated once.
+"""Fast iteration timing for the simulator: the phase model of `phases.py`, tabulated once.
 
-A forward pass is additive in its parts (docs/model.md §2): token_time(tokens) (GEMMs, element-wise
-kernels, TP all-reduces, PP sends, iteration overhead) + head_time(logit rows) + layers × the
-attention kernels. The first two depend on one integer each and the decode attention only on the
-KV tokens a micro-batch reads, so each becomes a table built with one vectorised call; a
-simulated iteration is then a few table lookups instead of a roofline evaluation. Prompt chunks
-(Sarathi) are timed directly from the same attention roofline.
+A forward pass is additive in its parts (docs/model.md §2.9): token_time(tokens) (GEMMs,
+element-wise kernels, TP all-reduces, PP sends, engine overhead) + head_time(logit rows) +
+layers × the attention kernels. The first two depend on one integer each (and on whether the
+iteration replays a CUDA graph — decode — or runs eagerly), and the decode attention's busy time
+only on the KV tokens a micro-batch reads, so each becomes a table built with one vectorised
+call; a simulated iteration is then a few table lookups instead of a model evaluation. Prompt
+chunks (Sarathi) are timed directly from the same attention formula.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from planner.perf.phases import InstancePerf
+from planner.perf.roofline import launch_floor_s
 
 DENSE_TOKENS = 8192  # exact table entries for 0..8192 tokens; geometric grid beyond
 MAX_TOKENS = 1 << 22
@@ -29,71 +30,84 @@ def _grid(dense: int, top: int, extra: int) -> np.ndarray:
 
 
 @dataclass
+class _Table:
+    """f(n) on the token grid: exact list lookups up to DENSE_TOKENS, interpolation above."""
+
+    grid: np.ndarray
+    values: np.ndarray
+    dense: list[float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.dense = self.values[: DENSE_TOKENS + 1].tolist()
+
+    def __call__(self, n: float) -> float:
+        if n <= DENSE_TOKENS:
+            return self.dense[int(n)]
+        return float(np.interp(n, self.grid, self.values))
+
+
+@dataclass
 class IterationTimer:
     """Iteration times of one instance, looked up from tables of its InstancePerf."""
 
     perf: InstancePerf
-    _tok_grid: np.ndarray = field(init=False, repr=False)
-    _tok_s: np.ndarray = field(init=False, repr=False)
-    _tok_dense: list[float] = field(init=False, repr=False)
-    _head_dense: list[float] = field(init=False, repr=False)
-    _head_s: np.ndarray = field(init=False, repr=False)
+    _tokens: dict[bool, _Table] = field(init=False, repr=False)
+    _head: dict[bool, _Table] = field(init=False, repr=False)
     _kv_log_step: float = field(init=False, repr=False)
     _kv_s: list[float] = field(init=False, repr=False)
-    _attn_zero_s: float = field(init=False, repr=False)
+    _launch: dict[bool, float] = field(init=False, repr=False)
+    _kernel_fixed_s: float = field(init=False, repr=False)
+    _fixed_per_seq_s: float = field(init=False, repr=False)
     _q_rank: float = field(init=False, repr=False)
     _q_bytes_rank: float = field(init=False, repr=False)
     _kv_rank: float = field(init=False, repr=False)
-    _head_dim: float = field(init=False, repr=False)
     _peak: float = field(init=False, repr=False)
     _kv_bw: float = field(init=False, repr=False)
-    _eff_log_sizes: list[float] = field(init=False, repr=False)
-    _eff_values: list[float] = field(init=False, repr=False)
+    _attn_plateau: float = field(init=False, repr=False)
+    _attn_knee: float = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         p = self.perf
-        layers = p.model.num_layers
-        self._tok_grid = _grid(DENSE_TOKENS, MAX_TOKENS, 400)
-        self._tok_s = p.token_time(self._tok_grid).total_s.astype(float)
-        self._tok_dense = self._tok_s[: DENSE_TOKENS + 1].tolist()
-        self._head_s = p.head_time(self._tok_grid).total_s.astype(float)
-        self._head_dense = self._head_s[: DENSE_TOKENS + 1].tolist()
-        # decode attention as a function of x = micro·context KV tokens, on x_k = exp(k·h)
+        grid = _grid(DENSE_TOKENS, MAX_TOKENS, 400)
+        self._tokens = {
+            g: _Table(grid, p.token_time(grid, g).total_s.astype(float)) for g in (False, True)
+        }
+        self._head = {
+            g: _Table(grid, p.head_time(grid, g).total_s.astype(float)) for g in (False, True)
+        }
+        # decode attention busy time per layer as a function of x = micro·context KV tokens,
+        # on x_k = exp(k·h)
         top = math.log(1e10)
         self._kv_log_step = top / (KV_GRID_POINTS - 1)
         x = np.exp(np.arange(KV_GRID_POINTS) * self._kv_log_step)
-        self._kv_s = (p.decode_attention(1.0, x).total_s * layers).tolist()
-        self._attn_zero_s = float(p.decode_attention(0.0, 0.0).total_s) * layers
-        m, g = p.model, p.gpu
+        self._kv_s = p.decode_attention_busy_s(x).total_s.astype(float).tolist()
+        g, m = p.gpu, p.model
+        self._launch = {b: launch_floor_s(g, b) for b in (False, True)}
+        self._kernel_fixed_s = g.kernel_fixed_s
+        self._fixed_per_seq_s = float(p.decode_attention_fixed_s(1.0)) - g.kernel_fixed_s
         self._q_rank = m.q_dim / p.tp
         self._q_bytes_rank = 2 * m.q_dim / p.tp * m.kv_dtype_bytes
         self._kv_rank = p.kv_bytes_per_token_per_layer_rank
-        self._head_dim = float(m.head_dim)
         self._peak = g.peak_flops(p.dtype)
         self._kv_bw = g.memory_bandwidth_bytes_s * g.memory_efficiency["kv_cache"]
-        self._eff_log_sizes = [math.log(x) for x, _ in g.compute_efficiency]
-        self._eff_values = [e for _, e in g.compute_efficiency]
+        self._attn_plateau = g.attention.prefill_plateau
+        self._attn_knee = g.attention.prefill_knee_tokens
 
-    @property
-    def launch_per_pass_s(self) -> float:
-        """Launch overhead of one attention kernel in every layer."""
-        return self.perf.gpu.kernel_launch_s * self.perf.model.num_layers
+    def graphed(self, micro_batch: int) -> bool:
+        """Whether a decode iteration of this micro-batch replays a CUDA graph."""
+        e = self.perf.engine
+        return e.cuda_graph_decode and micro_batch <= e.cuda_graph_max_batch
 
-    def tokens_s(self, tokens: float) -> float:
+    def tokens_s(self, tokens: float, graphed: bool = False) -> float:
         """token_time(tokens): everything but attention and the LM head."""
-        if tokens <= DENSE_TOKENS:
-            return self._tok_dense[int(tokens)]
-        return float(np.interp(tokens, self._tok_grid, self._tok_s))
+        return self._tokens[graphed](tokens)
 
-    def head_s(self, rows: float) -> float:
-        if rows <= DENSE_TOKENS:
-            return self._head_dense[int(rows)]
-        return float(np.interp(rows, self._tok_grid, self._head_s))
+    def head_s(self, rows: float, graphed: bool = False) -> float:
+        return self._head[graphed](rows)
 
-    def decode_attention_s(self, kv_tokens: float) -> float:
-        """All layers' decode attention for a micro-batch reading `kv_tokens` KV tokens."""
+    def _kv_busy_s(self, kv_tokens: float) -> float:
         if kv_tokens < 1.0:
-            return self._attn_zero_s
+            return 0.0
         u = math.log(kv_tokens) / self._kv_log_step
         i = min(int(u), KV_GRID_POINTS - 2)
         x0 = math.exp(i * self._kv_log_step)
@@ -101,8 +115,14 @@ class IterationTimer:
         w = (kv_tokens - x0) / (x1 - x0)
         return self._kv_s[i] + w * (self._kv_s[i + 1] - self._kv_s[i])
 
+    def decode_attention_s(self, kv_tokens: float, micro: int = 1, graphed: bool = True) -> float:
+        """All layers' decode attention for a micro-batch of `micro` sequences reading
+        `kv_tokens` KV tokens (as `InstancePerf.decode_attention`)."""
+        busy = self._kv_busy_s(kv_tokens) + self._kernel_fixed_s + micro * self._fixed_per_seq_s
+        return max(busy, self._launch[graphed]) * self.perf.model.num_layers
+
     def prompt_attention_s(self, prompt_tokens: np.ndarray) -> np.ndarray:
-        """All layers' attention of each whole prompt on its own (launch included)."""
+        """All layers' attention of each whole prompt on its own."""
         att = self.perf.chunk_attention(np.asarray(prompt_tokens, dtype=float), 0.0)
         return np.asarray(att.total_s, dtype=float) * self.perf.model.num_layers
 
@@ -111,29 +131,22 @@ class IterationTimer:
     ) -> float:
         """All layers' attention of one prompt chunk after `prefix_tokens` cached tokens (or
         `share` of its FLOPs and bytes): the scalar form of `InstancePerf.chunk_attention` (same
-        FLOPs, bytes and tile size), since a numpy call per simulated iteration would dominate
-        the run time."""
+        FLOPs, bytes, efficiency and fixed costs), since a numpy call per simulated iteration would
+        dominate the run time."""
         c, pre = float(chunk_tokens), float(prefix_tokens)
         flops = share * 4.0 * c * (pre + c / 2.0) * self._q_rank
         bytes_ = share * (pre * self._kv_rank + c * (self._q_bytes_rank + self._kv_rank))
-        size = math.log(max((max(c, 1.0) * max(pre + c, 1.0) * self._head_dim) ** (1 / 3), 1.0))
-        xs, ys = self._eff_log_sizes, self._eff_values
-        j = bisect.bisect_right(xs, size)
-        if j == 0:
-            eff = ys[0]
-        elif j == len(xs):
-            eff = ys[-1]
-        else:
-            w = (size - xs[j - 1]) / (xs[j] - xs[j - 1])
-            eff = ys[j - 1] + w * (ys[j] - ys[j - 1])
-        t = max(flops / (self._peak * eff), bytes_ / self._kv_bw) + self.perf.gpu.kernel_launch_s
-        return t * self.perf.model.num_layers
+        keys = max(pre + c, 1.0)
+        eff = self._attn_plateau * keys / (keys + self._attn_knee)
+        busy = max(flops / (self._peak * eff), bytes_ / self._kv_bw) + self._kernel_fixed_s
+        return max(busy, self._launch[False]) * self.perf.model.num_layers
 
     def prefill_s(self, total_tokens: float, prompts: int, attention_s: float) -> float:
         """A prefill batch of `prompts` prompts, `total_tokens` tokens in all, whose per-prompt
-        attention times sum to `attention_s`: one attention launch per layer for the batch."""
-        launches = (prompts - 1) * self.launch_per_pass_s
-        return self.tokens_s(total_tokens) + self.head_s(prompts) + attention_s - launches
+        attention times sum to `attention_s`: one attention kernel per layer for the batch, so
+        one kernel's fixed time, not one per prompt."""
+        extra = (prompts - 1) * self._kernel_fixed_s * self.perf.model.num_layers
+        return self.tokens_s(total_tokens) + self.head_s(prompts) + attention_s - extra
 
     def decode_s(self, batch: int, kv_tokens: float) -> float:
         """One decode iteration of `batch` requests reading `kv_tokens` KV tokens in all; with
@@ -141,7 +154,12 @@ class IterationTimer:
         pp = self.perf.pp
         micro = -(-max(batch, 1) // pp)
         per_micro = kv_tokens * micro / max(batch, 1)
-        return self.tokens_s(micro) + self.head_s(micro) + self.decode_attention_s(per_micro)
+        g = self.graphed(micro)
+        return (
+            self.tokens_s(micro, g)
+            + self.head_s(micro, g)
+            + self.decode_attention_s(per_micro, micro, g)
+        )
 
     @property
     def hybrid_chunk_share(self) -> float:
@@ -152,13 +170,13 @@ class IterationTimer:
         """A Sarathi iteration: `batch` decodes reading `kv_tokens` plus prompt chunks of
         `chunk_tokens` tokens whose attention (at `hybrid_chunk_share` of their work) takes
         `chunk_s`; with pp stages, pp micro-batches of ⌈batch/pp⌉ decodes and ⌈chunk/pp⌉
-        chunk tokens (as `InstancePerf.hybrid_step`)."""
+        chunk tokens (as `InstancePerf.hybrid_step`); eager."""
         pp = self.perf.pp
         micro = -(-batch // pp)
         micro_c = -(-chunk_tokens // pp)
         rows = micro + (1 if chunk_tokens > 0 else 0)
         if batch > 0:
-            attn = self.decode_attention_s(kv_tokens * micro / batch)
+            attn = self.decode_attention_s(kv_tokens * micro / batch, micro, False)
         else:
-            attn = self._attn_zero_s
+            attn = max(self._kernel_fixed_s, self._launch[False]) * self.perf.model.num_layers
         return self.tokens_s(micro + micro_c) + self.head_s(rows) + attn + chunk_s

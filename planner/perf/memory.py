@@ -45,24 +45,26 @@ def plan_memory(
 ) -> MemoryPlan:
     """KV bytes = memory·utilisation − weights/(tp·pp) − activations − runtime reserve.
 
-    Weights per GPU: ceil(layers/pp) layers / tp plus the larger of embedding and LM head (first
-    or last stage). Activations: the peak working set of `max_batched_tokens` tokens (residual,
-    QKV and the MLP intermediate, twice for in/out buffers). KV per token per GPU:
+    Weights per GPU: ceil(layers/pp) layers / tp plus the embedding (first stage) and the LM head
+    (last stage) — both on one stage when pp = 1, unless they are tied — the larger of the two
+    when pp > 1 (the fullest stage). Activations: the peak working set of `max_batched_tokens`
+    tokens (residual, QKV and the MLP intermediate, twice for in/out buffers). KV per token per GPU:
     ceil(layers/pp)·2·kv_heads_rank·head_dim·bytes. The plan does not fit when the weights leave
     no room or the KV cache cannot hold `min_kv_tokens` (default: the model's max context).
     """
     problem = model.tp_problem(tp)
     wb = model.weight_dtype_bytes
     layers_stage = math.ceil(model.num_layers / pp)
-    weights = (
-        (layers_stage * model.layer_params + max(model.embedding_params, model.lm_head_params))
-        * wb
-        / tp
-    )
+    if pp == 1:
+        ends = model.embedding_params + model.lm_head_params  # lm_head_params is 0 when tied
+    else:
+        ends = max(model.embedding_params, model.lm_head_params)
+    weights = (layers_stage * model.layer_params + ends) * wb / tp
     kv_heads_rank = model.kv_heads_per_rank(tp)
     inter_rank = model.intermediate_size * model.experts_per_token / tp
     qkv_rank = (model.q_dim + 2 * kv_heads_rank * model.head_dim * tp) / tp
-    activations = 2.0 * max_batched_tokens * (model.hidden_size + qkv_rank + 2 * inter_rank) * wb
+    ab = model.activation_dtype_bytes
+    activations = 2.0 * max_batched_tokens * (model.hidden_size + qkv_rank + 2 * inter_rank) * ab
     reserve = gpu.runtime_reserve_gib * GIB
     usable = gpu.memory_bytes * gpu_memory_utilization
     kv_bytes = usable - weights - activations - reserve

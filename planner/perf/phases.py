@@ -1,25 +1,31 @@
-"""Phase latencies of one serving instance (TP × PP GPUs): prefill, decode step, hybrid step.
+"""Phase latencies of one serving instance (TP × PP GPUs): prefill, decode step, hybrid step
+(docs/model.md §2.3–§2.7).
 
-docs/model.md §2.3. Per layer on one TP rank: QKV, attention, output projection, MLP (gated: gate+up
-fused, down; MoE: active experts), norms/activations, and two TP all-reduces. A pipeline of `pp`
-stages holds ceil(layers/pp) layers per stage and forwards activations between stages. Every
-iteration pays the GPU's fixed iteration overhead (scheduler, sampling).
+A phase is a list of operations derived from the model and the parallelism — per layer on one TP
+rank: the QKV, output-projection and MLP GEMMs (MoE: the active experts), the norms and
+element-wise kernels, an attention kernel, two TP all-reduces; then the LM head; the p2p sends
+between pipeline stages — each timed by the GPU profile's predictor for its kind
+(roofline.py, comm.py), plus the serving engine's per-iteration CPU overhead (engine.py). Decode
+iterations run under CUDA graphs when the engine captures them (no launch cost); prefill and
+hybrid iterations run eagerly (each kernel at least a CPU launch long).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
+from planner.engine import DEFAULT_ENGINE, ENGINES, EngineProfile
 from planner.hardware import GPU, IntraNodeLink
 from planner.model import ModelSpec
 from planner.perf.comm import allreduce_time_s, p2p_time_s
-from planner.perf.roofline import OpTime, gemm, roofline
+from planner.perf.roofline import OpTime, gemm, launch_floor_s, roofline
 
 RESOURCES = ("compute", "memory", "communication", "overhead")
+Graphed = bool | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -43,15 +49,23 @@ class PhaseTime:
         return RESOURCES[int(np.argmax(parts))]
 
 
+def _launch(gpu: GPU, graphed: Graphed) -> float | np.ndarray:
+    """The launch floor per kernel: none under CUDA graphs, the CPU launch cost eagerly."""
+    if isinstance(graphed, np.ndarray):
+        return np.where(graphed, launch_floor_s(gpu, True), launch_floor_s(gpu, False))
+    return launch_floor_s(gpu, graphed)
+
+
 @dataclass(frozen=True)
 class InstancePerf:
-    """Roofline timing of one instance of `model` on `tp × pp` GPUs of type `gpu`."""
+    """Timing of one instance of `model` on `tp × pp` GPUs of type `gpu` under `engine`."""
 
     model: ModelSpec
     gpu: GPU
     link: IntraNodeLink
     tp: int = 1
     pp: int = 1
+    engine: EngineProfile = field(default_factory=lambda: ENGINES[DEFAULT_ENGINE])
 
     # ---- static shapes ---------------------------------------------------------------------
     @property
@@ -76,106 +90,101 @@ class InstancePerf:
         m = self.model
         return 2.0 * self.kv_heads_rank * m.head_dim * m.kv_dtype_bytes
 
-    def _layer_linear(self, tokens: np.ndarray) -> tuple[OpTime, np.ndarray]:
+    @property
+    def iteration_overhead_s(self) -> float:
+        """The engine's CPU time per iteration, or the GPU profile's measured value."""
+        g = self.gpu.iteration_overhead_ms
+        return self.engine.iteration_overhead_s if g is None else g * 1e-3
+
+    def decode_graphed(self, micro_batch: np.ndarray | float) -> np.ndarray:
+        """Whether a decode iteration of this micro-batch replays a CUDA graph."""
+        e = self.engine
+        return np.asarray(e.cuda_graph_decode & (np.asarray(micro_batch) <= e.cuda_graph_max_batch))
+
+    # ---- operations --------------------------------------------------------------------------
+    def _gemm(self, tokens: np.ndarray, k: float, n: float, graphed: Graphed) -> OpTime:
+        m = self.model
+        wb, ab = m.weight_dtype_bytes, m.activation_dtype_bytes
+        return gemm(self.gpu, self.dtype, tokens, k, n, wb, ab, _launch(self.gpu, graphed))
+
+    def _layer_linear(self, tokens: np.ndarray, graphed: Graphed) -> tuple[OpTime, np.ndarray]:
         """One transformer layer on one TP rank without its attention kernel: the GEMMs, the
         streaming element-wise kernels and the two TP all-reduces (returned apart). Depends only
         on the number of tokens in the iteration."""
         m, g, tp = self.model, self.gpu, self.tp
-        wb, ab = m.weight_dtype_bytes, m.weight_dtype_bytes
+        ab = m.activation_dtype_bytes
         qkv_out = m.q_dim / tp + 2 * self.kv_heads_rank * m.head_dim
-        t = gemm(g, self.dtype, tokens, m.hidden_size, qkv_out, wb, ab)
-        t = t + gemm(g, self.dtype, tokens, m.q_dim / tp, m.hidden_size, wb, ab)
+        t = self._gemm(tokens, m.hidden_size, qkv_out, graphed)
+        t = t + self._gemm(tokens, m.q_dim / tp, m.hidden_size, graphed)
+        up_factor = 2 if m.mlp == "gated" else 1
         if m.is_moe:
             # Tokens spread over experts: each expert sees tokens·k/E rows; the expected number
             # of distinct experts touched by `tokens` tokens is E·(1 − (1 − k/E)^tokens).
             e, k = m.num_experts, m.experts_per_token
             rows = tokens * k / e
             active = e * (1.0 - (1.0 - k / e) ** np.asarray(tokens, dtype=float))
-            mlp_up = 2 if m.mlp == "gated" else 1
-            expert = gemm(
-                g, self.dtype, rows, m.hidden_size, mlp_up * m.intermediate_size / tp, wb, ab
-            )
-            expert = expert + gemm(
-                g, self.dtype, rows, m.intermediate_size / tp, m.hidden_size, wb, ab
-            )
+            expert = self._gemm(rows, m.hidden_size, up_factor * m.intermediate_size / tp, graphed)
+            expert = expert + self._gemm(rows, m.intermediate_size / tp, m.hidden_size, graphed)
             t = t + expert.scale(active)
-            t = t + gemm(g, self.dtype, tokens, m.hidden_size, e, wb, ab)  # router
+            t = t + self._gemm(tokens, m.hidden_size, e, graphed)  # router
         else:
-            up = (2 if m.mlp == "gated" else 1) * m.intermediate_size / tp
-            t = t + gemm(g, self.dtype, tokens, m.hidden_size, up, wb, ab)
-            t = t + gemm(g, self.dtype, tokens, m.intermediate_size / tp, m.hidden_size, wb, ab)
+            up = up_factor * m.intermediate_size / tp
+            t = t + self._gemm(tokens, m.hidden_size, up, graphed)
+            t = t + self._gemm(tokens, m.intermediate_size / tp, m.hidden_size, graphed)
         # Norms, rotary, activation and residual adds: streaming, memory bound (4 kernels).
         inter_rank = m.intermediate_size * m.experts_per_token / tp
         elem_bytes = np.asarray(tokens, dtype=float) * (6 * m.hidden_size + 3 * inter_rank) * ab
         t = t + roofline(
-            np.zeros_like(elem_bytes),
+            0.0,
             elem_bytes,
             g.peak_flops(self.dtype),
-            np.ones_like(elem_bytes),
+            1.0,
             g.memory_bandwidth_bytes_s,
             g.memory_efficiency["weights"],
-            g.kernel_launch_s,
+            g.kernel_fixed_s,
+            _launch(g, graphed),
             n_kernels=4,
         )
-        ar = 2.0 * allreduce_time_s(
-            np.asarray(tokens, dtype=float) * m.hidden_size * ab, tp, self.link
-        )
+        message = np.asarray(tokens, dtype=float) * m.hidden_size * ab
+        ar = 2.0 * allreduce_time_s(message, tp, self.link, self.engine)
         return t, ar
 
-    def attention(
-        self, attn_flops: np.ndarray, attn_kv_bytes: np.ndarray, attn_size: np.ndarray
-    ) -> OpTime:
-        """One attention kernel of one layer on one TP rank: FLOPs at the efficiency of its tile
-        size, bytes (the KV read in decode, Q/K/V/O traffic in prefill) at the KV-cache memory
-        efficiency."""
-        g = self.gpu
-        return roofline(
-            attn_flops,
-            attn_kv_bytes,
-            g.peak_flops(self.dtype),
-            g.gemm_efficiency(attn_size),
-            g.memory_bandwidth_bytes_s,
-            g.memory_efficiency["kv_cache"],
-            g.kernel_launch_s,
-        )
-
-    def token_time(self, tokens: np.ndarray | float) -> PhaseTime:
+    def token_time(self, tokens: np.ndarray | float, graphed: Graphed = False) -> PhaseTime:
         """Everything in a forward pass of `tokens` tokens except attention and the LM head: all
-        layers' GEMMs and element-wise kernels, TP all-reduces, PP sends and the iteration
-        overhead. Additive with `head_time` and `attention`·layers (docs/model.md §2.7)."""
+        layers' GEMMs and element-wise kernels, TP all-reduces, PP sends and the engine's
+        per-iteration overhead. Additive with `head_time` and `attention`·layers."""
         m = self.model
         tok = np.asarray(tokens, dtype=float)
-        layer, ar = self._layer_linear(tok)
+        layer, ar = self._layer_linear(tok, graphed)
         body = layer.scale(m.num_layers)
         comm = ar * m.num_layers
         if self.pp > 1:
-            act_bytes = tok * m.hidden_size * m.weight_dtype_bytes
+            act_bytes = tok * m.hidden_size * m.activation_dtype_bytes
             comm = comm + (self.pp - 1) * p2p_time_s(act_bytes, self.link)
         return PhaseTime(
             compute_s=body.compute_s,
             memory_s=body.memory_s,
             comm_s=np.broadcast_to(comm, body.compute_s.shape).astype(float),
-            overhead_s=body.launch_s + self.gpu.iteration_overhead_s,
+            overhead_s=body.launch_s + self.iteration_overhead_s,
         )
 
-    def head_time(self, logit_rows: np.ndarray | float) -> OpTime:
-        """The LM head GEMM for `logit_rows` rows (one per sequence that samples a token)."""
+    def head_time(self, logit_rows: np.ndarray | float, graphed: Graphed = False) -> OpTime:
+        """The LM head GEMM for `logit_rows` rows (one per sequence that samples a token), and
+        the engine's per-sequence CPU cost (sampling, output processing)."""
         m = self.model
-        return gemm(
-            self.gpu,
-            self.dtype,
-            np.asarray(logit_rows, dtype=float),
-            m.hidden_size,
-            m.vocab_size / self.tp,
-            m.weight_dtype_bytes,
-            m.weight_dtype_bytes,
+        rows = np.asarray(logit_rows, dtype=float)
+        t = self._gemm(rows, m.hidden_size, m.vocab_size / self.tp, graphed)
+        return OpTime(
+            t.compute_s, t.memory_s, t.launch_s + rows * self.engine.per_sequence_overhead_s
         )
 
-    def _forward(self, tokens: np.ndarray, attn: OpTime, logit_rows: np.ndarray) -> PhaseTime:
+    def _forward(
+        self, tokens: np.ndarray, attn: OpTime, logit_rows: np.ndarray, graphed: Graphed
+    ) -> PhaseTime:
         """All layers for one micro-batch through every pipeline stage, plus LM head, plus the
         inter-stage sends: the latency of one forward pass."""
-        base = self.token_time(tokens)
-        rest = attn.scale(self.model.num_layers) + self.head_time(logit_rows)
+        base = self.token_time(tokens, graphed)
+        rest = attn.scale(self.model.num_layers) + self.head_time(logit_rows, graphed)
         shape = np.broadcast_shapes(base.compute_s.shape, rest.compute_s.shape)
         return PhaseTime(
             compute_s=base.compute_s + rest.compute_s,
@@ -192,55 +201,93 @@ class InstancePerf:
         count: np.ndarray | float = 1.0,
     ) -> OpTime:
         """Causal attention of `count` prompt chunks of c tokens whose request already has
-        `prefix` tokens in the KV cache (a whole prompt when prefix = 0), one kernel per layer.
+        `prefix` tokens in the KV cache (a whole prompt when prefix = 0), one eager kernel per
+        layer (docs/model.md §2.4).
 
-        FLOPs 4·c·(prefix + c/2)·q_dim/tp (2·L²·q_dim/tp for a whole prompt); bytes: the prefix KV
-        re-read plus Q, K, V read and O written, prefix·kv_rank + c·(2·q_dim/tp + kv_rank);
-        efficiency at the tile size (c·(prefix + c)·head_dim)^(1/3)."""
-        m = self.model
+        FLOPs 4·c·(prefix + c/2)·q_dim/tp (2·L²·q_dim/tp for a whole prompt) at the GPU's
+        prefill-attention efficiency for prefix + c keys; bytes: the prefix KV re-read plus Q, K, V
+        read and O written, prefix·kv_rank + c·(2·q_dim/tp + kv_rank)."""
+        m, g = self.model, self.gpu
         c = np.asarray(chunk_tokens, dtype=float)
         pre = np.asarray(prefix_tokens, dtype=float)
         k = np.asarray(count, dtype=float)
         kv_rank = self.kv_bytes_per_token_per_layer_rank
         flops = k * 4.0 * c * (pre + c / 2.0) * m.q_dim / self.tp
         bytes_ = k * (pre * kv_rank + c * (2 * m.q_dim / self.tp * m.kv_dtype_bytes + kv_rank))
-        size = np.cbrt(np.maximum(c, 1.0) * np.maximum(pre + c, 1.0) * m.head_dim)
-        return self.attention(flops, bytes_, size)
+        return roofline(
+            flops,
+            bytes_,
+            g.peak_flops(self.dtype),
+            g.prefill_attention_efficiency(pre + c),
+            g.memory_bandwidth_bytes_s,
+            g.memory_efficiency["kv_cache"],
+            g.kernel_fixed_s,
+            launch_floor_s(g, False),
+        )
+
+    def decode_attention_busy_s(self, kv_tokens: np.ndarray | float) -> OpTime:
+        """Busy time of one layer's paged decode attention reading `kv_tokens` KV tokens in all
+        (micro-batch × context): kv_tokens·kv_rank bytes at the GPU's KV-read efficiency, and
+        4·kv_tokens·q_dim/tp FLOPs at the attention plateau; no per-kernel cost. Linear in
+        kv_tokens: how they split into sequences only matters through the fixed costs."""
+        m, g = self.model, self.gpu
+        x = np.asarray(kv_tokens, dtype=float)
+        return roofline(
+            4.0 * x * m.q_dim / self.tp,
+            x * self.kv_bytes_per_token_per_layer_rank,
+            g.peak_flops(self.dtype),
+            g.attention.prefill_plateau,
+            g.memory_bandwidth_bytes_s,
+            g.memory_efficiency["kv_cache"],
+            0.0,
+            0.0,
+        )
+
+    def decode_attention_fixed_s(self, micro_batch: np.ndarray | float) -> np.ndarray:
+        """The fixed part of one layer's decode attention: the kernel's fixed time and a cost per
+        (sequence × KV head on the rank), which dominate at short contexts."""
+        per = self.gpu.attention.decode_per_sequence_head_us * 1e-6
+        micro = np.asarray(micro_batch, dtype=float)
+        return self.gpu.kernel_fixed_s + micro * self.kv_heads_rank * per
 
     def decode_attention(
-        self, micro_batch: np.ndarray | float, context_tokens: np.ndarray | float
+        self,
+        micro_batch: np.ndarray | float,
+        context_tokens: np.ndarray | float,
+        graphed: Graphed = True,
     ) -> OpTime:
-        """Decode attention of a micro-batch with mean context `context_tokens`, one kernel per
-        layer: it reads every request's whole KV, micro·context·kv_rank bytes (memory bound),
-        and does 4·micro·context·q_dim/tp FLOPs."""
-        m = self.model
+        """Paged decode attention of a micro-batch with mean context `context_tokens`, one kernel
+        per layer (docs/model.md §2.4): the busy time of reading every request's whole KV plus
+        the fixed costs, at least a launch when eager."""
         micro = np.asarray(micro_batch, dtype=float)
-        ctx = np.asarray(context_tokens, dtype=float)
-        flops = 4.0 * micro * ctx * m.q_dim / self.tp
-        bytes_ = micro * ctx * self.kv_bytes_per_token_per_layer_rank
-        size = np.cbrt(np.maximum(micro, 1.0) * m.head_dim * np.maximum(ctx, 1.0))
-        return self.attention(flops, bytes_, size)
+        busy = self.decode_attention_busy_s(micro * np.asarray(context_tokens, dtype=float))
+        fixed = self.decode_attention_fixed_s(micro)
+        wait = np.maximum(_launch(self.gpu, graphed) - busy.total_s - fixed, 0.0)
+        return OpTime(busy.compute_s, busy.memory_s, fixed + wait)
 
     # ---- phases ----------------------------------------------------------------------------
     def prefill(
         self, prompt_tokens: np.ndarray | float, batch: np.ndarray | float = 1.0
     ) -> PhaseTime:
         """A prefill batch of `batch` prompts of `prompt_tokens` tokens each (arrays broadcast);
-        logits only for each prompt's last token."""
+        logits only for each prompt's last token; eager."""
         length = np.asarray(prompt_tokens, dtype=float)
         b = np.asarray(batch, dtype=float)
-        return self._forward(length * b, self.chunk_attention(length, 0.0, b), b)
+        return self._forward(length * b, self.chunk_attention(length, 0.0, b), b, False)
 
     def decode_step(
         self, batch: np.ndarray | float, context_tokens: np.ndarray | float
     ) -> PhaseTime:
-        """One decode iteration of `batch` requests with mean context `context_tokens`.
+        """One decode iteration of `batch` requests with mean context `context_tokens`, under
+        CUDA graphs when the engine captured that batch size.
 
         With pp > 1 the batch is split in pp micro-batches that fill the pipe, so one token of a
         request takes all stages at micro-batch batch/pp."""
         b = np.maximum(np.asarray(batch, dtype=float), 1.0)
         micro = np.ceil(b / self.pp)
-        return self._forward(micro, self.decode_attention(micro, context_tokens), micro)
+        graphed = self.decode_graphed(micro)
+        attn = self.decode_attention(micro, context_tokens, graphed)
+        return self._forward(micro, attn, micro, graphed)
 
     def hybrid_step(
         self,
@@ -250,7 +297,7 @@ class InstancePerf:
         chunk_prefix: np.ndarray | float,
     ) -> PhaseTime:
         """A Sarathi hybrid iteration: `decode_batch` decodes plus a prefill chunk of
-        `chunk_tokens` whose request already has `chunk_prefix` tokens in the KV cache: one
+        `chunk_tokens` whose request already has `chunk_prefix` tokens in the KV cache: one eager
         forward of b + c tokens with a decode and a chunk attention kernel per layer. The
         chunk's re-read of the prefix KV is the extra cost of chunking.
 
@@ -263,7 +310,7 @@ class InstancePerf:
         c = np.asarray(chunk_tokens, dtype=float)
         micro_b = np.ceil(b / pp)
         micro_c = np.ceil(c / pp)
-        attn = self.decode_attention(micro_b, decode_context) + self.chunk_attention(
+        attn = self.decode_attention(micro_b, decode_context, False) + self.chunk_attention(
             c, chunk_prefix, 1.0 / pp
         )
-        return self._forward(micro_b + micro_c, attn, micro_b + (c > 0))
+        return self._forward(micro_b + micro_c, attn, micro_b + (c > 0), False)

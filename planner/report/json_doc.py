@@ -72,6 +72,7 @@ def scenario(s: Scenario) -> dict[str, Any]:
     c = s.cluster
     inp, out = s.sample()
     arr = s.workload.arrivals
+    limits = s.engine.limits(c.gpu.name, c.gpu.memory_gib, int(max(inp + out)))
     return {
         "cluster": {
             "gpu": c.gpu.name,
@@ -102,6 +103,11 @@ def scenario(s: Scenario) -> dict[str, Any]:
             "joint": s.slo.joint,
         },
         "kv_policy": s.kv.policy,
+        "engine": {
+            "name": s.engine.name,
+            "max_num_seqs": limits.max_num_seqs,
+            "max_num_batched_tokens": limits.max_num_batched_tokens,
+        },
     }
 
 
@@ -324,6 +330,7 @@ def estimate_doc(grid: EstimateGrid) -> dict[str, Any]:
         gpu=grid.gpu.name,
         model=grid.model.name,
         dtype=grid.model.dtype,
+        engine=grid.engine,
         rows=[_estimate_row(r) for r in grid.rows],
     )
 

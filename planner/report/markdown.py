@@ -297,14 +297,32 @@ def render_markdown(
     if outcome.confirmed:
         lines += _confirmation_section(outcome.confirmed)
     g0 = c.gpu
+    eng = s.engine
+    limits = eng.limits(g0.name, g0.memory_gib, int(max(inp + out)))
+    graphs = (
+        f"CUDA-graph decode up to batch {eng.cuda_graph_max_batch}"
+        if eng.cuda_graph_decode
+        else "eager decode"
+    )
+    allreduce = (
+        "custom all-reduce where the link allows" if eng.custom_allreduce else "NCCL all-reduce"
+    )
     lines += [
         "## Assumptions",
         "",
-        f"- Roofline phase model (docs/model.md §2): {g0.name} {g0.peak_flops(s.model.dtype) / 1e12:g} "
-        f"dense TFLOPS, {g0.memory_bandwidth_gb_s:g} GB/s at {g0.memory_efficiency['weights']:.0%} "
-        f"efficiency for weights and {g0.memory_efficiency['kv_cache']:.0%} for KV reads, "
-        f"{g0.iteration_overhead_ms:g} ms per iteration; TP all-reduce over {c.link.kind}.",
-        f"- Memory: {g0.memory_gib:g} GiB per GPU at 90% utilisation, "
+        f"- Performance model (docs/model.md §2): a list of operations per phase, each timed "
+        f"by {g0.name}'s predictors — GEMMs at up to {g0.gemm.plateau:.0%} of "
+        f"{g0.peak_flops(s.model.dtype) / 1e12:g} dense TFLOPS (half that at "
+        f"{g0.gemm.knee_tokens:g} tokens), weights streamed at "
+        f"{g0.memory_efficiency['weights']:.0%} and KV read at "
+        f"{g0.memory_efficiency['kv_cache']:.0%} of {g0.memory_bandwidth_gb_s:g} GB/s, "
+        f"attention at up to {g0.attention.prefill_plateau:.0%} of peak, "
+        f"{g0.kernel_fixed_us:g} µs per kernel; TP all-reduce over {c.link.kind}.",
+        f"- Serving engine `{eng.name}` ({eng.description}): max_num_seqs "
+        f"{limits.max_num_seqs}, max_num_batched_tokens {limits.max_num_batched_tokens}; "
+        f"{graphs}; {allreduce}; {eng.iteration_overhead_ms:g} ms + "
+        f"{eng.per_sequence_overhead_us:g} µs per sequence of CPU time per iteration.",
+        f"- Memory: {g0.memory_gib:g} GiB per GPU at {eng.gpu_memory_utilization:.0%} utilisation, "
         f"{g0.runtime_reserve_gib:g} GiB runtime reserve; KV policy `{s.kv.policy}`.",
         "- Queueing (docs/model.md §6): prefill queues as G/G/1 (Allen–Cunneen mean, exponential "
         "tail); NoDG decode interruptions as compound renewal sums; FuDG KV transfer as a queue "
@@ -312,7 +330,7 @@ def render_markdown(
         f"- Request lengths: {s.samples} stratified samples; {s.workload.input.kind} input and "
         f"{s.workload.output.kind} output distributions, independent.",
         "- Waiting prompts are prefilled together at each iteration boundary, up to the "
-        "8,192-token budget: a run of back-to-back prefill batches starts with the prompts that "
+        "engine's token budget: a run of back-to-back prefill batches starts with the prompts that "
         "arrived during the decode step before it, and each batch holds those that arrived "
         "during the one before.",
         "- PaDG: a window closes when admission check 2 (the decodes' mean saved TPOT, diluted "

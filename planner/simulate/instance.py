@@ -69,6 +69,7 @@ class Instance:
     requests: RequestTable
     mode: Mode = "vllm"
     max_batched_tokens: int = 8192
+    max_num_seqs: int = 1 << 30  # the engine's cap on sequences decoding or being prefilled
     chunk_tokens: int = 512
     on_prefilled: Callable[[int, float], None] | None = None  # prefill mode: hand the KV on
     waiting: deque[int] = field(default_factory=deque)
@@ -192,6 +193,8 @@ class Instance:
                 break
             if need > free:
                 break
+            if self.mode != "prefill" and self._admitted() + len(batch) >= self.max_num_seqs:
+                break
             self.waiting.popleft()
             self.kv_waiting -= need
             free -= need
@@ -248,6 +251,8 @@ class Instance:
             _, rid = self.ready[0]
             p = req.prompt[rid]
             need = self.need(rid)
+            if self.mode == "decode" and self.n_run >= self.max_num_seqs:
+                break  # waits for a sequence slot
             if self.mode == "decode" and rid not in self._recomputed:
                 if self.kv_committed() + need > self.kv_capacity_tokens:
                     if self.kv_used == 0:
@@ -273,6 +278,10 @@ class Instance:
                 self.reserve_extra += r
                 self.n_within += 1
                 heapq.heappush(self._res_end, (self.k + r, rid))
+
+    def _admitted(self) -> int:
+        """Sequences the engine holds: decoding, and prefilled awaiting their first step."""
+        return self.n_run + len(self.ready)
 
     def _kv_read(self) -> float:
         return float(self.sum_prompt_run + self.n_run * self.k - self.sum_k0)
@@ -348,12 +357,16 @@ class Instance:
         chunk_tokens = 0
         finished: list[int] = []
         free = self.kv_capacity_tokens - self.kv_committed() - (self.n_run - self.n_within)
+        slots = self.max_num_seqs - self._admitted() - len(self._progress)
         for rid in self.waiting:
             if budget <= 0:
                 break
             done = self._progress.get(rid, 0)
             p = req.prompt[rid]
             if done == 0:
+                if slots <= 0:
+                    break  # the engine's max_num_seqs: the prompt waits for a slot
+                slots -= 1
                 need = self.need(rid)
                 if need > free:
                     break

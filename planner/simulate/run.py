@@ -30,7 +30,6 @@ import numpy as np
 
 from planner.errors import PlannerError
 from planner.kv_policy import LEND_SHARE, KVPolicy, predicted_outputs, reserved_output_tokens
-from planner.perf.memory import DEFAULT_MAX_BATCHED_TOKENS
 from planner.simulate.instance import Instance, Mode, RequestTable
 from planner.simulate.requests import RequestStream, draw_requests
 from planner.simulate.results import (
@@ -143,7 +142,8 @@ def _instances(
             kv_capacity_tokens=im.memory.kv_capacity_tokens,
             requests=table,
             mode=mode,
-            max_batched_tokens=DEFAULT_MAX_BATCHED_TOKENS,
+            max_batched_tokens=im.max_batched_tokens,
+            max_num_seqs=int(im.kv_batch_limit) if im.seq_limited else 1 << 30,
             chunk_tokens=dep.chunk_tokens,
         )
         for _ in range(count)

@@ -17,12 +17,12 @@ from typing import Literal
 import numpy as np
 from scipy import special
 
+from planner.engine import DEFAULT_ENGINE, ENGINES, EngineProfile
 from planner.hardware import Cluster
 from planner.kv_policy import KVPolicy, held_tokens, predicted_outputs
 from planner.model import ModelSpec
 from planner.perf import InstancePerf, MemoryPlan, plan_memory
 from planner.perf.iteration import IterationTimer
-from planner.perf.memory import DEFAULT_MAX_BATCHED_TOKENS
 from planner.rootfind import highest_passing_rate
 from planner.workload import SLO, Workload, request_sample
 
@@ -36,7 +36,6 @@ FAMILY: dict[str, str] = {
     "ecoserve": "PaDG",
 }
 PERCENTILES = (50, 90, 99)
-MAX_DECODE_GRID = 4096
 
 
 @dataclass(frozen=True)
@@ -104,14 +103,23 @@ class InstanceModel:
     prefill_s: np.ndarray  # prefill latency of each sampled prompt (batch of one)
     service_s: np.ndarray  # queue service time: latency / pp (pipelined prefills)
     decode_context: float  # time-averaged context of a decoding request
-    kv_batch_limit: float  # decode batch that fills the KV cache under the KV policy
+    kv_batch_limit: float  # decode batch the instance holds: KV cache or max_num_seqs
     step_s: np.ndarray  # decode step time at batch 0..len−1 (entry 0 = entry 1)
+    max_batched_tokens: int = 8192  # prompt tokens per prefill iteration (engine budget)
+    seq_limited: bool = False  # the engine's max_num_seqs, not the KV cache, caps the batch
     kv_held_mean: float = 0.0  # KV tokens a decoding request holds on average (policy)
     kv_held_var: float = 0.0
     # rate-independent Sarathi tables per token budget (strategies.nodg._hybrid_iterations)
     hybrid_tables: dict[int, tuple[np.ndarray, ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
+
+    @property
+    def batch_limit_reason(self) -> str:
+        """What caps the decode batch, for messages."""
+        if self.seq_limited:
+            return f"the engine's max_num_seqs ({self.kv_batch_limit:.0f} sequences)"
+        return f"the KV cache ({self.memory.kv_capacity_tokens:,} tokens)"
 
     def kv_overflow_probability(self, batch: float) -> float:
         """P(the KV held by the decoding requests exceeds the cache) when `batch` of them decode
@@ -129,7 +137,7 @@ class InstanceModel:
     def _batch_grid_s(self) -> np.ndarray:
         """Time of a prefill batch of k mean-length prompts, k = 0..K (K: the token budget)."""
         mean_in = max(float(self.inp.mean()), 1.0)
-        top = max(int(DEFAULT_MAX_BATCHED_TOKENS // mean_in), 1)
+        top = max(int(self.max_batched_tokens // mean_in), 1)
         k = np.arange(top + 1, dtype=float)
         grid = self.perf.prefill(mean_in, np.maximum(k, 1.0)).total_s / self.perf.pp
         return np.asarray(grid, dtype=float)
@@ -225,6 +233,7 @@ class Scenario:
     slo: SLO
     samples: int = 512
     kv: KVPolicy = field(default_factory=KVPolicy)
+    engine: EngineProfile = field(default_factory=lambda: ENGINES[DEFAULT_ENGINE])
     _instances: dict[tuple[int, int], InstanceModel] = field(default_factory=dict, repr=False)
     _sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
@@ -256,8 +265,20 @@ class Scenario:
     def _build_instance(self, tp: int, pp: int) -> InstanceModel:
         inp, out = self.sample()
         need = int(min(float((inp + out).max()), self.model.max_context))
-        mem = plan_memory(self.model, self.cluster.gpu, tp, pp, min_kv_tokens=need)
-        perf = InstancePerf(self.model, self.cluster.gpu, self.cluster.link, tp, pp)
+        gpu, eng = self.cluster.gpu, self.engine
+        # prefills are not chunked outside Sarathi: a whole prompt must fit one iteration; the
+        # deployment sets max_model_len to the longest request it serves (`need`)
+        limits = eng.limits(gpu.name, gpu.memory_gib, need, chunked=False)
+        mem = plan_memory(
+            self.model,
+            gpu,
+            tp,
+            pp,
+            gpu_memory_utilization=eng.gpu_memory_utilization,
+            max_batched_tokens=limits.max_num_batched_tokens,
+            min_kv_tokens=need,
+        )
+        perf = InstancePerf(self.model, gpu, self.cluster.link, tp, pp, eng)
         prefill = perf.prefill(inp).total_s
         # time-average context over decoding requests: weight each request by its decode length
         w = np.maximum(out - 1.0, 1e-9)
@@ -268,7 +289,9 @@ class Scenario:
         held_mean = float(np.sum(w * held) / np.sum(w))
         held_var = float(np.sum(w * (held - held_mean) ** 2) / np.sum(w))
         kv_limit = mem.kv_capacity_tokens / max(held_mean, 1.0)
-        top = int(min(max(kv_limit, 1.0), MAX_DECODE_GRID)) + 1
+        seqs = limits.max_num_seqs
+        limit = min(kv_limit, float(seqs))
+        top = int(max(limit, 1.0)) + 1
         steps = perf.decode_step(np.arange(top + 1), ctx).total_s.astype(float)
         steps[0] = steps[1]
         return InstanceModel(
@@ -279,8 +302,10 @@ class Scenario:
             prefill_s=prefill,
             service_s=prefill / pp,
             decode_context=ctx,
-            kv_batch_limit=kv_limit,
+            kv_batch_limit=limit,
             step_s=steps,
+            max_batched_tokens=limits.max_num_batched_tokens,
+            seq_limited=seqs < kv_limit,
             kv_held_mean=held_mean,
             kv_held_var=held_var,
         )

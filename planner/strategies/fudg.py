@@ -123,9 +123,11 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
     batch = solve_decode_batch(rate_d, dim.mean_steps, dim.step_s)
     if batch is None or batch > dim.kv_batch_limit:
         b = dim.kv_batch_limit if batch is None else batch
+        limit = "max_num_seqs" if dim.seq_limited else "KV memory"
         return Unstable(
-            "KV memory" if batch is not None else "decode capacity",
-            f"decode batch {b:.0f} per instance exceeds what KV memory and step time allow",
+            limit if batch is not None else "decode capacity",
+            f"decode batch {b:.0f} per instance exceeds what {dim.batch_limit_reason} and step "
+            "time allow",
             {"prefill": rho_p, "network": rho_net},
         )
     t_d = dim.step_at(batch)

@@ -38,9 +38,8 @@ from planner.strategies.base import Deployment, InstanceModel, Latencies, Scenar
 def kv_check(im: InstanceModel, batch: float) -> Unstable | None:
     if batch > im.kv_batch_limit:
         return Unstable(
-            "KV memory",
-            f"decode batch {batch:.0f} needs more KV than the {im.memory.kv_capacity_tokens:,} "
-            f"tokens per instance (limit {im.kv_batch_limit:.0f} requests)",
+            "max_num_seqs" if im.seq_limited else "KV memory",
+            f"decode batch {batch:.0f} exceeds what {im.batch_limit_reason} holds per instance",
             {"kv": batch / im.kv_batch_limit},
         )
     return None
