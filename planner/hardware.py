@@ -112,6 +112,27 @@ class IntraNodeLink(_Frozen):
         return self.latency_us * US
 
 
+def _check_table(v: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+    """A measured efficiency table: sizes positive and increasing, efficiencies in (0, 1]."""
+    if v is None:
+        return v
+    if not v:
+        raise ValueError("needs at least one [size, efficiency] point")
+    sizes = [p[0] for p in v]
+    if sizes != sorted(set(sizes)) or any(not (0 < x <= 1e9) for x in sizes):
+        raise ValueError("sizes must be increasing, in (0, 1e9]")
+    if any(not (0 < e <= 1) for _, e in v):
+        raise ValueError("efficiencies must be in (0, 1]")
+    return v
+
+
+def _interpolate(table: list[tuple[float, float]], x: np.ndarray) -> np.ndarray:
+    """Log-linear interpolation of a measured [[size, efficiency], ...] table, clamped."""
+    xs = np.log([p[0] for p in table])
+    ys = np.array([p[1] for p in table])
+    return np.asarray(np.interp(np.log(x), xs, ys))
+
+
 class GemmEfficiency(_Frozen):
     """Dense GEMM compute efficiency as a function of M (tokens in the batch)."""
 
@@ -121,6 +142,18 @@ class GemmEfficiency(_Frozen):
     knee_tokens: float = Field(
         gt=0, le=1e6, allow_inf_nan=False, description="M at half the plateau (tokens)"
     )
+    measured: list[tuple[float, float]] | None = Field(
+        default=None,
+        max_length=1000,
+        description="optional measured [[M tokens, efficiency], ...] (M increasing): when given, "
+        "the efficiency is interpolated log-linearly in M between them (clamped at the ends) "
+        "instead of the curve",
+    )
+
+    @field_validator("measured")
+    @classmethod
+    def _table(cls, v: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        return _check_table(v)
 
 
 class AttentionEfficiency(_Frozen):
@@ -234,9 +267,12 @@ class GPU(_Frozen):
     def gemm_efficiency(self, m_tokens: np.ndarray | float) -> np.ndarray:
         """Share of peak FLOPs a GEMM of M rows reaches: plateau·M/(M + knee) (docs/model.md
         §2.2). M — the tokens of the batch — sets how many output tiles keep the SMs busy; K and
-        N are model widths of thousands and matter far less (Vidur's A100/H100 profiles)."""
+        N are model widths of thousands and matter far less (Vidur's A100/H100 profiles). A
+        measured table in the profile replaces the curve."""
         m = np.maximum(np.asarray(m_tokens, dtype=float), 1.0)
         g = self.gemm
+        if g.measured is not None:
+            return _interpolate(g.measured, m)
         return g.plateau * m / (m + g.knee_tokens)
 
     def prefill_attention_efficiency(self, key_tokens: np.ndarray | float) -> np.ndarray:

@@ -213,3 +213,11 @@ def test_hybrid_step_is_continuous_with_decode_step(l20: GPU, pp: int) -> None:
         decode = float(perf.decode_step(b, 500).total_s)
         hybrid = float(perf.hybrid_step(b, 500, 1, 0).total_s)
         assert decode < hybrid < decode + 0.005  # eager, one token, one more kernel per layer
+
+
+def test_measured_gemm_table_replaces_the_curve(l20: GPU) -> None:
+    """A profile may carry measured efficiencies; they are interpolated log-linearly in M."""
+    table = [(16.0, 0.1), (256.0, 0.5), (4096.0, 0.8)]
+    g = l20.model_copy(update={"gemm": l20.gemm.model_copy(update={"measured": table})})
+    assert float(g.gemm_efficiency(64.0)) == pytest.approx(0.3)  # halfway in log between 16, 256
+    assert float(g.gemm_efficiency(1.0)) == 0.1 and float(g.gemm_efficiency(1e6)) == 0.8
