@@ -32,9 +32,9 @@ def test_custom_allreduce_where_the_engine_and_link_allow_it(l20: GPU) -> None:
     nccl = v1.model_copy(update={"custom_allreduce": False})
     small, big = 64e3, 16 * 2**20  # custom all-reduce only below 8 MiB
     link = h100.intra_node
-    assert float(allreduce_time_s(small, 8, link, v1)) == pytest.approx(9e-6 + 1.75 * small / 380e9)
+    assert float(allreduce_time_s(small, 8, link, v1)) == pytest.approx(9e-6 + 1.75 * small / 361e9)
     assert float(allreduce_time_s(small, 8, link, nccl)) == pytest.approx(
-        16e-6 + 1.75 * small / 380e9
+        29e-6 + 1.75 * small / 361e9
     )
     assert float(allreduce_time_s(big, 8, link, v1)) == float(allreduce_time_s(big, 8, link, nccl))
     # PCIe: only a P2P pair, never 4 GPUs

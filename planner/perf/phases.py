@@ -131,9 +131,13 @@ class InstancePerf:
             up = up_factor * m.intermediate_size / tp
             t = t + self._gemm(tokens, m.hidden_size, up, graphed)
             t = t + self._gemm(tokens, m.intermediate_size / tp, m.hidden_size, graphed)
-        # Norms, rotary, activation and residual adds: streaming, memory bound (4 kernels).
+        # Element-wise kernels, memory bound: two fused residual-add + RMSNorm (each reads the
+        # residual and the input and writes both: 4h), rotary embedding (reads and writes Q and
+        # K on the rank) and the gated activation (reads 2I/t, writes I/t): 4 kernels.
         inter_rank = m.intermediate_size * m.experts_per_token / tp
-        elem_bytes = np.asarray(tokens, dtype=float) * (6 * m.hidden_size + 3 * inter_rank) * ab
+        qk_rank = m.q_dim / tp + self.kv_heads_rank * m.head_dim
+        per_token = 8 * m.hidden_size + 2 * qk_rank + 3 * inter_rank
+        elem_bytes = np.asarray(tokens, dtype=float) * per_token * ab
         t = t + roofline(
             0.0,
             elem_bytes,
