@@ -81,19 +81,39 @@ GpuRef = Annotated[
 class ClusterSpec(_Strict):
     """GPU type (profile name, .yaml path or inline spec), node count and shape, links, price."""
 
-    gpu: GpuRef = "l20"
-    nodes: int = Field(default=4, ge=1, le=MAX_NODES, description=f"1..{MAX_NODES}")
-    gpus_per_node: int = Field(
-        default=8, ge=1, le=MAX_GPUS_PER_NODE, description=f"1..{MAX_GPUS_PER_NODE}"
+    gpu: GpuRef = Field(
+        default="l20",
+        description="GPU type: a shipped profile name (`ecoplan profiles list`), a GPU profile "
+        ".yaml path (relative to the plan file) or an inline GPU mapping; default l20",
     )
-    network: Network = Network(bandwidth_gbit=10.0)
-    intra_node: IntraNodeLink | None = None
+    nodes: int = Field(
+        default=4,
+        ge=1,
+        le=MAX_NODES,
+        description=f"nodes in the cluster (1..{MAX_NODES}); default 4",
+    )
+    gpus_per_node: int = Field(
+        default=8,
+        ge=1,
+        le=MAX_GPUS_PER_NODE,
+        description=f"GPUs per node (1..{MAX_GPUS_PER_NODE}); an instance (TP×PP GPUs) stays "
+        "inside one node; default 8",
+    )
+    network: Network = Field(
+        default=Network(bandwidth_gbit=10.0),
+        description="inter-node network, one NIC per node; default 10 Gb/s, 10 µs, 95% efficiency",
+    )
+    intra_node: IntraNodeLink | None = Field(
+        default=None,
+        description="GPU-to-GPU link inside a node; default (null): the GPU profile's link",
+    )
     price_per_gpu_hour: float | None = Field(
         default=None,
         ge=0,
         le=MAX_PRICE,
         allow_inf_nan=False,
-        description="overrides the GPU profile's price (0..1e6 per GPU-hour)",
+        description="price of one GPU-hour (US$, 0..1e6); default (null): the GPU profile's "
+        "estimate",
     )
 
     def build(self, base_dir: Path = Path(".")) -> Cluster:
@@ -111,8 +131,14 @@ class ClusterSpec(_Strict):
 class HFModelRef(_Strict):
     """A model read from a Hugging Face config.json (path relative to the plan file)."""
 
-    hf_config: Path = Field(description="path to a config.json")
-    dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = None
+    hf_config: Path = Field(
+        description="path to a Hugging Face config.json (relative to the plan file)"
+    )
+    dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
+        default=None,
+        description="weight dtype; default (null): float16 if the config's torch_dtype says so, "
+        "else bf16",
+    )
 
 
 class ProfileModelRef(_Strict):
@@ -120,9 +146,18 @@ class ProfileModelRef(_Strict):
     to the plan file, e.g. written by `ecoplan model import`), optionally with another weight
     or KV dtype."""
 
-    profile: str = Field(min_length=1, max_length=4096)
-    dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = None
-    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = None
+    profile: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="a shipped model profile name (`ecoplan profiles list`) or a model profile "
+        ".yaml path (relative to the plan file)",
+    )
+    dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
+        default=None, description="weight dtype; default (null): the profile's"
+    )
+    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
+        default=None, description="KV-cache dtype; default (null): the profile's"
+    )
 
 
 class LengthSpec(LengthDist):
@@ -130,24 +165,63 @@ class LengthSpec(LengthDist):
     sigma ≤ 10 and cv ≤ 100 (so the lognormal's moments stay finite)."""
 
     mean: float | None = Field(
-        default=None, ge=1, le=MAX_TOKENS, allow_inf_nan=False, description="tokens"
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
+        allow_inf_nan=False,
+        description="mean length (tokens, 1..16,777,216); `fixed`: the length itself",
     )
     median: float | None = Field(
-        default=None, ge=1, le=MAX_TOKENS, allow_inf_nan=False, description="tokens"
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
+        allow_inf_nan=False,
+        description="median length (tokens, 1..16,777,216; lognormal)",
     )
     p90: float | None = Field(
-        default=None, ge=1, le=MAX_TOKENS, allow_inf_nan=False, description="tokens"
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
+        allow_inf_nan=False,
+        description="90th-percentile length (tokens, 1..16,777,216; lognormal)",
     )
     sigma: float | None = Field(
-        default=None, gt=0, le=10, allow_inf_nan=False, description="of log length (0..10]"
+        default=None,
+        gt=0,
+        le=10,
+        allow_inf_nan=False,
+        description="standard deviation of the natural log of the length ((0, 10]; lognormal)",
     )
-    cv: float | None = Field(default=None, gt=0, le=100, allow_inf_nan=False, description="0..100")
+    cv: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="coefficient of variation, standard deviation / mean ((0, 100]; lognormal)",
+    )
     values: list[float] | None = Field(
-        default=None, max_length=1_000_000, description="token counts (1..16,777,216)"
+        default=None,
+        max_length=1_000_000,
+        description="`empirical`: the token counts themselves (1..16,777,216 each)",
     )
-    file: Path | None = Field(default=None, description="a file of token counts")
-    min: int = Field(default=1, ge=1, le=MAX_TOKENS, description="tokens")
-    max: int | None = Field(default=None, ge=1, le=MAX_TOKENS, description="tokens")
+    file: Path | None = Field(
+        default=None,
+        description="`empirical`: a text file of token counts separated by whitespace or commas "
+        "(relative to the plan file)",
+    )
+    min: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_TOKENS,
+        description="shortest length: samples are clipped up to it (tokens); default 1",
+    )
+    max: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
+        description="longest length: samples are clipped down to it (tokens); default (null): "
+        "no clip",
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> LengthSpec:
@@ -162,10 +236,22 @@ class LengthSpec(LengthDist):
 class WorkloadSpec(_Strict):
     """A dataset preset, or explicit input/output length distributions, plus arrivals."""
 
-    preset: str | None = Field(default="sharegpt", description=f"one of {', '.join(PRESETS)}")
-    input: LengthSpec | None = None
-    output: LengthSpec | None = None
-    arrivals: Arrivals | None = None
+    preset: str | None = Field(
+        default="sharegpt",
+        description=f"dataset preset giving lengths, arrivals and SLO bounds: one of "
+        f"{', '.join(PRESETS)}; null: give input and output; default sharegpt",
+    )
+    input: LengthSpec | None = Field(
+        default=None, description="prompt length distribution (tokens); default: the preset's"
+    )
+    output: LengthSpec | None = Field(
+        default=None,
+        description="output length distribution (tokens generated per request); default: the "
+        "preset's",
+    )
+    arrivals: Arrivals | None = Field(
+        default=None, description="request arrival process; default: the preset's (Poisson)"
+    )
 
     @field_validator("preset")
     @classmethod
@@ -189,25 +275,46 @@ class SLOSpec(_Strict):
         ge=MIN_SLO_S,
         le=MAX_SLO_S,
         allow_inf_nan=False,
-        description="seconds (1e-6..86400)",
+        description="time-to-first-token bound (seconds, 1e-6..86400); default: the preset's",
     )
     tpot_s: float | None = Field(
         default=None,
         ge=MIN_SLO_S,
         le=MAX_SLO_S,
         allow_inf_nan=False,
-        description="seconds (1e-6..86400)",
+        description="time-per-output-token bound, a request's mean decode time per token "
+        "(seconds, 1e-6..86400); default: the preset's",
     )
-    attainment: float = Field(default=90.0, gt=0, lt=100, allow_inf_nan=False)
-    joint: bool = True
+    attainment: float = Field(
+        default=90.0,
+        gt=0,
+        lt=100,
+        allow_inf_nan=False,
+        description="share of requests that must meet the SLO (percent, (0, 100)); default 90",
+    )
+    joint: bool = Field(
+        default=True,
+        description="true: a request counts only if it meets both bounds; false: each bound's "
+        "share must reach `attainment` on its own; default true",
+    )
 
 
 class Objective(_Strict):
     """What to optimise: goodput per GPU, or the fewest GPUs / lowest cost for a target rate."""
 
-    kind: Literal["max_goodput_per_gpu", "min_gpus", "min_cost"] = "max_goodput_per_gpu"
+    kind: Literal["max_goodput_per_gpu", "min_gpus", "min_cost"] = Field(
+        default="max_goodput_per_gpu",
+        description="max_goodput_per_gpu: most goodput per GPU on the cluster; min_gpus / "
+        "min_cost: fewest GPUs / lowest cost per hour serving `target_rate`; default "
+        "max_goodput_per_gpu",
+    )
     target_rate: float | None = Field(
-        default=None, gt=0, le=MAX_RATE, allow_inf_nan=False, description="req/s (0..1e7]"
+        default=None,
+        gt=0,
+        le=MAX_RATE,
+        allow_inf_nan=False,
+        description="request rate to serve (req/s, (0, 1e7]); min_gpus and min_cost rank by "
+        "it, and the report's GPUs and $/h for the target need it; default (null): none",
     )
 
 
@@ -215,33 +322,52 @@ class SearchSpec(_Strict):
     """Which deployments the search enumerates (DESIGN.md §4)."""
 
     strategies: list[StrategyName] = Field(
-        default_factory=lambda: list(STRATEGIES), max_length=MAX_LIST
+        default_factory=lambda: list(STRATEGIES),
+        max_length=MAX_LIST,
+        description="strategies to search: vllm, sarathi (NoDG), distserve, mooncake (FuDG), "
+        "ecoserve (PaDG); default: all five",
     )
     tp: list[Annotated[int, Field(ge=1, le=MAX_PARALLEL)]] = Field(
-        default_factory=lambda: [1, 2, 4, 8], max_length=MAX_LIST, description="1..1024 each"
+        default_factory=lambda: [1, 2, 4, 8],
+        max_length=MAX_LIST,
+        description="tensor-parallel degrees to try (1..1024 each); default [1, 2, 4, 8]",
     )
     pp: list[Annotated[int, Field(ge=1, le=MAX_PARALLEL)]] = Field(
-        default_factory=lambda: [1, 2], max_length=MAX_LIST, description="1..1024 each"
+        default_factory=lambda: [1, 2],
+        max_length=MAX_LIST,
+        description="pipeline-parallel degrees to try (1..1024 each); default [1, 2]",
     )
     chunk_tokens: list[Annotated[int, Field(ge=1, le=MAX_CHUNK)]] = Field(
         default_factory=lambda: [256, 512, 1024, 2048],
         max_length=MAX_LIST,
-        description="Sarathi token budgets (16..1,048,576 each)",
+        description="Sarathi per-iteration token budgets to try (tokens, 1..1,048,576 each); "
+        "default [256, 512, 1024, 2048]",
     )
     macro_sizes: list[Annotated[int, Field(ge=1, le=MAX_GPUS)]] | None = Field(
-        default=None, max_length=MAX_LIST, description="default: 2..all instances"
+        default=None,
+        max_length=MAX_LIST,
+        description="EcoServe instances per macro instance to try (1..262,144 each); default "
+        "(null): every divisor of the instance count from 2 up",
     )
     window_fractions: list[float] = Field(
         default_factory=lambda: [0.1, 0.25, 0.5, 1.0],
         max_length=MAX_LIST,
-        description="EcoServe prefill window as fractions of the TTFT SLO",
+        description="EcoServe prefill window budgets to try, as fractions of the TTFT SLO "
+        "((0, 1] each); default [0.1, 0.25, 0.5, 1.0]",
     )
-    use_all_gpus: bool = Field(default=True, description="deployments use the whole cluster")
+    use_all_gpus: bool = Field(
+        default=True,
+        description="true: deployments use the whole cluster; false: smaller ones too; "
+        "default true",
+    )
     exhaustive: bool = Field(
         default=False,
-        description="evaluate every candidate: no pruning by the capacity upper bound",
+        description="evaluate every candidate: no pruning by the capacity upper bound; "
+        "default false",
     )
-    top: int = Field(default=3, ge=1, le=100, description="runner-up plans kept per strategy")
+    top: int = Field(
+        default=3, ge=1, le=100, description="plans kept per strategy (1..100); default 3"
+    )
 
     @field_validator("tp", "pp", "chunk_tokens")
     @classmethod
@@ -261,22 +387,66 @@ class SearchSpec(_Strict):
 class DeploymentSpec(_Strict):
     """A fixed deployment for `ecoplan evaluate`."""
 
-    strategy: StrategyName
-    tp: int = Field(default=1, ge=1, le=MAX_PARALLEL, description="1..1024")
-    pp: int = Field(default=1, ge=1, le=MAX_PARALLEL, description="1..1024")
+    strategy: StrategyName = Field(
+        description="vllm, sarathi (NoDG), distserve, mooncake (FuDG) or ecoserve (PaDG)"
+    )
+    tp: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PARALLEL,
+        description="tensor-parallel degree of an instance (FuDG: a prefill instance) (1..1024); "
+        "default 1",
+    )
+    pp: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PARALLEL,
+        description="pipeline-parallel degree of an instance (FuDG: a prefill instance) "
+        "(1..1024); default 1",
+    )
     instances: int = Field(
         default=1,
         ge=1,
         le=MAX_GPUS,
-        description="NoDG/PaDG instances; FuDG prefill ones (1..262,144)",
+        description="NoDG/PaDG instances; FuDG prefill ones (1..262,144); default 1",
     )
-    decode_instances: int = Field(default=0, ge=0, le=MAX_GPUS, description="0..262,144")
-    decode_tp: int | None = Field(default=None, ge=1, le=MAX_PARALLEL, description="1..1024")
-    decode_pp: int | None = Field(default=None, ge=1, le=MAX_PARALLEL, description="1..1024")
-    chunk_tokens: int = Field(default=512, ge=16, le=MAX_CHUNK, description="16..1,048,576")
-    macro_size: int = Field(default=1, ge=1, le=MAX_GPUS, description="1..262,144")
+    decode_instances: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_GPUS,
+        description="FuDG decode instances (0..262,144; 0 for other strategies); default 0",
+    )
+    decode_tp: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PARALLEL,
+        description="FuDG decode instances' tensor-parallel degree (1..1024); default (null): tp",
+    )
+    decode_pp: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PARALLEL,
+        description="FuDG decode instances' pipeline-parallel degree (1..1024); default (null): pp",
+    )
+    chunk_tokens: int = Field(
+        default=512,
+        ge=16,
+        le=MAX_CHUNK,
+        description="Sarathi per-iteration token budget (tokens, 16..1,048,576); default 512",
+    )
+    macro_size: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_GPUS,
+        description="EcoServe instances per macro instance (1..262,144); default 1",
+    )
     window_s: float | None = Field(
-        default=None, gt=0, le=MAX_SLO_S, allow_inf_nan=False, description="seconds (0..86400]"
+        default=None,
+        gt=0,
+        le=MAX_SLO_S,
+        allow_inf_nan=False,
+        description="EcoServe prefill window budget (seconds of prefill work, (0, 86400]); "
+        "default (null): the TTFT SLO",
     )
 
     def build(self) -> Deployment:
@@ -303,16 +473,29 @@ class RampSpec(_Strict):
         default_factory=lambda: list(DEFAULT_RAMP),
         min_length=1,
         max_length=1000,
-        description="req/s per step (0..1e7]",
+        description="request rate of each step (req/s, (0, 1e7] each; 1..1000 steps); default "
+        "20, 25, …, 50",
     )
     step_hours: float = Field(
-        default=1.0, gt=0, le=8760, allow_inf_nan=False, description="hours (0..8760]"
+        default=1.0,
+        gt=0,
+        le=8760,
+        allow_inf_nan=False,
+        description="length of each step (hours, (0, 8760]); default 1",
     )
     macro_min: int = Field(
-        default=6, ge=1, le=MAX_MACRO, description="N_l: EcoServe's lower bound (paper: 6)"
+        default=6,
+        ge=1,
+        le=MAX_MACRO,
+        description="N_l: fewest instances of an EcoServe macro instance while scaling "
+        "(1..65,536); default 6 (the paper's)",
     )
     macro_max: int = Field(
-        default=11, ge=1, le=MAX_MACRO, description="N_u: upper bound (paper: 11)"
+        default=11,
+        ge=1,
+        le=MAX_MACRO,
+        description="N_u: most instances of a macro instance; past it, it splits in two "
+        "(1..65,536); default 11 (the paper's)",
     )
 
     _rates = field_validator("rates")(_positive_rates)
@@ -341,17 +524,33 @@ class EngineSpec(_Strict):
         description="vllm-v1: vLLM's V1 engine (chunked prefill, v0.9+); vllm-v0: the V0 engine",
     )
     max_num_seqs: int | None = Field(
-        default=None, ge=1, le=65536, description="sequences per iteration (default: engine's)"
+        default=None,
+        ge=1,
+        le=65536,
+        description="most sequences per iteration (1..65,536); default (null): the engine "
+        "profile's",
     )
     max_num_batched_tokens: int | None = Field(
-        default=None, ge=16, le=1 << 20, description="tokens per iteration (default: engine's)"
+        default=None,
+        ge=16,
+        le=1 << 20,
+        description="most tokens per iteration (16..1,048,576); default (null): the engine "
+        "profile's",
     )
     gpu_memory_utilization: float | None = Field(
-        default=None, gt=0, le=1, allow_inf_nan=False, description="share of GPU memory used"
+        default=None,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="share of GPU memory the engine may use ((0, 1]); default (null): the "
+        "engine profile's",
     )
-    enforce_eager: bool = Field(default=False, description="no CUDA graphs (--enforce-eager)")
+    enforce_eager: bool = Field(
+        default=False, description="no CUDA graphs (--enforce-eager); default false"
+    )
     disable_custom_all_reduce: bool = Field(
-        default=False, description="NCCL for every all-reduce (--disable-custom-all-reduce)"
+        default=False,
+        description="NCCL for every all-reduce (--disable-custom-all-reduce); default false",
     )
 
     @model_validator(mode="before")
@@ -373,22 +572,54 @@ class EngineSpec(_Strict):
 class PlanFile(_Strict):
     """A plan file: scenario, objective, search space and optional fixed deployments."""
 
-    cluster: ClusterSpec = ClusterSpec()
-    model: ModelRef = "codellama-34b"
-    workload: WorkloadSpec = WorkloadSpec()
-    slo: SLOSpec = SLOSpec()
-    objective: Objective = Objective()
-    search: SearchSpec = SearchSpec()
-    kv: KVPolicy = KVPolicy()
+    cluster: ClusterSpec = Field(
+        default=ClusterSpec(),
+        description="GPU type, node count and shape, links and price; default 4 nodes × 8 L20, "
+        "10 GbE",
+    )
+    model: ModelRef = Field(
+        default="codellama-34b",
+        description="a model profile name or .yaml path, {profile, dtype, kv_dtype}, "
+        "{hf_config, dtype} or an inline model; default codellama-34b",
+    )
+    workload: WorkloadSpec = Field(
+        default=WorkloadSpec(),
+        description="request lengths and arrivals; default: the sharegpt preset",
+    )
+    slo: SLOSpec = Field(
+        default=SLOSpec(),
+        description="latency SLO; default: the preset's bounds, 90% of requests, joint",
+    )
+    objective: Objective = Field(
+        default=Objective(),
+        description="what the search optimises; default: goodput per GPU",
+    )
+    search: SearchSpec = Field(
+        default=SearchSpec(), description="the deployments the search enumerates"
+    )
+    kv: KVPolicy = Field(
+        default=KVPolicy(),
+        description="KV-cache allocation policy (analytical model and simulator); default paged",
+    )
     engine: EngineSpec = Field(
-        default_factory=EngineSpec, description="serving engine: a name or a mapping"
+        default_factory=EngineSpec,
+        description="serving engine: a name or a mapping; default vllm-v1",
     )
     ramp: RampSpec = Field(
         default_factory=RampSpec, description="rate ramp for `ecoplan scale` and the report"
     )
-    deployments: list[DeploymentSpec] = Field(default_factory=list, max_length=100)
+    deployments: list[DeploymentSpec] = Field(
+        default_factory=list,
+        max_length=100,
+        description="fixed deployments for `ecoplan evaluate` and `simulate` (up to 100); "
+        "default: none, one per strategy on the whole cluster",
+    )
     rates: list[float] | None = Field(
-        default=None, max_length=1000, description="rates for `evaluate`'s table (0..1e7]"
+        default=None,
+        max_length=1000,
+        description="request rates for the `evaluate` and `simulate` tables (req/s, (0, 1e7] "
+        "each); default (null): evaluate spreads six rates around the best goodput, simulate "
+        "finds goodput",
     )
 
     _rates = field_validator("rates")(_positive_rates)

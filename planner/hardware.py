@@ -28,7 +28,9 @@ MAX_PRICE = 1e6  # per GPU-hour, any currency
 class IntraNodeLink(_Frozen):
     """GPU-to-GPU path inside a node (PCIe through switches, or NVLink)."""
 
-    kind: Literal["pcie_gen4", "pcie_gen5", "nvlink"]
+    kind: Literal["pcie_gen4", "pcie_gen5", "nvlink"] = Field(
+        description="link type: pcie_gen4, pcie_gen5 or nvlink"
+    )
     p2p_bandwidth_gb_s: float = Field(
         ge=MIN_BANDWIDTH_GB_S,
         le=MAX_BANDWIDTH_GB_S,
@@ -36,7 +38,10 @@ class IntraNodeLink(_Frozen):
         description="effective point-to-point GB/s per direction (0.001..1e6)",
     )
     latency_us: float = Field(
-        ge=0, le=MAX_LATENCY_US, allow_inf_nan=False, description="µs (0..1e6)"
+        ge=0,
+        le=MAX_LATENCY_US,
+        allow_inf_nan=False,
+        description="latency of a point-to-point transfer (µs, 0..1e6)",
     )
     allreduce_bus_bandwidth_gb_s: dict[int, float] = Field(
         max_length=64,
@@ -177,22 +182,26 @@ class AttentionEfficiency(_Frozen):
 class GPU(_Frozen):
     """One GPU model with its performance parameters (docs/model.md §3.1)."""
 
-    name: str = Field(max_length=200)
-    description: str = ""
+    name: str = Field(max_length=200, description="profile name (up to 200 characters)")
+    description: str = Field(default="", description="free text about the GPU; default empty")
     memory_gib: float = Field(
-        ge=0.01, le=1e5, allow_inf_nan=False, description="GiB per GPU (0.01..1e5)"
+        ge=0.01, le=1e5, allow_inf_nan=False, description="memory per GPU (GiB, 0.01..1e5)"
     )
     memory_bandwidth_gb_s: float = Field(
         ge=MIN_BANDWIDTH_GB_S,
         le=MAX_BANDWIDTH_GB_S,
         allow_inf_nan=False,
-        description="HBM/GDDR GB/s (0.001..1e6)",
+        description="memory (HBM or GDDR) bandwidth (GB/s, 0.001..1e6)",
     )
     peak_tflops: dict[str, float] = Field(
-        min_length=1, max_length=16, description="dense TFLOPS by dtype (0.001..1e6)"
+        min_length=1,
+        max_length=16,
+        description="dense peak TFLOPS (no sparsity) by dtype: bf16, fp16, fp8, int8 (0.001..1e6)",
     )
-    gemm: GemmEfficiency
-    attention: AttentionEfficiency
+    gemm: GemmEfficiency = Field(description="dense GEMM efficiency as a function of M")
+    attention: AttentionEfficiency = Field(
+        description="prefill (FlashAttention) and decode attention efficiency"
+    )
     memory_efficiency: dict[Literal["weights", "kv_cache"], float] = Field(
         description="share of memory bandwidth reached streaming weights (GEMMs at small M) and "
         "reading the KV cache in long-context decode attention"
@@ -220,14 +229,27 @@ class GPU(_Frozen):
         "when set (e.g. by `ecoplan calibrate`) it replaces the engine profile's",
     )
     runtime_reserve_gib: float = Field(
-        ge=0, le=1e5, allow_inf_nan=False, description="GiB per GPU (0..1e5)"
+        ge=0,
+        le=1e5,
+        allow_inf_nan=False,
+        description="memory the runtime keeps per GPU: CUDA context, allocator, graphs "
+        "(GiB, 0..1e5)",
     )
-    intra_node: IntraNodeLink
-    power_w: float = Field(gt=0, le=1e6, allow_inf_nan=False, description="W (0..1e6]")
+    intra_node: IntraNodeLink = Field(description="GPU-to-GPU link of a node of these GPUs")
+    power_w: float = Field(
+        gt=0, le=1e6, allow_inf_nan=False, description="board power (W, (0, 1e6])"
+    )
     price_per_gpu_hour: float = Field(
-        ge=0, le=MAX_PRICE, allow_inf_nan=False, description="per GPU-hour (0..1e6)"
+        ge=0,
+        le=MAX_PRICE,
+        allow_inf_nan=False,
+        description="estimated price of one GPU-hour (US$, 0..1e6); a plan's "
+        "cluster.price_per_gpu_hour overrides it",
     )
-    sources: dict[str, str] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="where the figures come from: field → source; default empty",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> GPU:
@@ -294,16 +316,25 @@ class Network(_Frozen):
         description="per-direction NIC bandwidth, Gb/s (0.001..1e6)",
     )
     latency_us: float = Field(
-        default=10.0, ge=0, le=MAX_LATENCY_US, allow_inf_nan=False, description="µs (0..1e6)"
+        default=10.0,
+        ge=0,
+        le=MAX_LATENCY_US,
+        allow_inf_nan=False,
+        description="latency between nodes (µs, 0..1e6); default 10",
     )
     efficiency: float = Field(
         default=0.95,
         gt=0,
         le=1,
         allow_inf_nan=False,
-        description="achievable share of line rate for bulk KV transfer",
+        description="achievable share of line rate for bulk KV transfer ((0, 1]); default 0.95",
     )
-    nics_per_node: int = Field(default=1, ge=1, le=64, description="1..64")
+    nics_per_node: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="NICs per node, each `bandwidth_gbit` (1..64); default 1",
+    )
 
     @property
     def node_bandwidth_bytes_s(self) -> float:

@@ -36,7 +36,13 @@ class KVPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    policy: KVPolicyName = "paged"
+    policy: KVPolicyName = Field(
+        default="paged",
+        description="how a request reserves KV memory: paged (on demand, preempted when the "
+        "cache is full), max (prompt + max_output_tokens at admission), predicted (prompt + a "
+        "predicted output), predicted+pipelining (predicted, lending unused reservation tails); "
+        "default paged",
+    )
     max_output_tokens: int | None = Field(
         default=None,
         ge=1,
@@ -45,7 +51,12 @@ class KVPolicy(BaseModel):
         "the output p99.9",
     )
     prediction_cv: float = Field(
-        default=0.3, ge=0, le=5, allow_inf_nan=False, description="output-length predictor error"
+        default=0.3,
+        ge=0,
+        le=5,
+        allow_inf_nan=False,
+        description="coefficient of variation of the output-length predictor's lognormal error "
+        "(0..5; `predicted` policies); default 0.3",
     )
 
     @property

@@ -41,8 +41,8 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(max_length=200)
-    description: str = ""
+    name: str = Field(max_length=200, description="profile name (up to 200 characters)")
+    description: str = Field(default="", description="free text about the model; default empty")
     num_layers: int = _bounded("num_layers", "transformer layers")
     hidden_size: int = _bounded("hidden_size", "model width")
     num_heads: int = _bounded("num_heads", "attention (query) heads")
@@ -50,17 +50,32 @@ class ModelSpec(BaseModel):
     head_dim: int = _bounded("head_dim", "width of one attention head")
     intermediate_size: int = _bounded("intermediate_size", "MLP width (per expert for MoE)")
     vocab_size: int = _bounded("vocab_size", "vocabulary size")
-    mlp: Literal["gated", "standard"] = "gated"
-    qkv_bias: bool = False
-    tie_embeddings: bool = False
+    mlp: Literal["gated", "standard"] = Field(
+        default="gated",
+        description="gated: gate, up and down projections (SwiGLU); standard: up and down; "
+        "default gated",
+    )
+    qkv_bias: bool = Field(
+        default=False, description="the QKV projections have biases (Qwen2); default false"
+    )
+    tie_embeddings: bool = Field(
+        default=False, description="the LM head shares the embedding matrix; default false"
+    )
     num_experts: int = _bounded("num_experts", "MLP experts (1: dense)", default=1)
     experts_per_token: int = _bounded("experts_per_token", "experts active per token", default=1)
     max_context: int = _bounded(
         "max_context", "longest sequence in tokens", default=4096, low=MIN_CONTEXT
     )
-    dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
-    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = None
-    source: str = ""
+    dtype: Literal["bf16", "fp16", "fp8", "int8"] = Field(
+        default="bf16", description="weight dtype; default bf16"
+    )
+    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
+        default=None, description="KV-cache dtype; default (null): the weight dtype"
+    )
+    source: str = Field(
+        default="",
+        description="where the architecture comes from (e.g. a config.json); default empty",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:

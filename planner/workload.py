@@ -24,7 +24,11 @@ class LengthDist(_Frozen):
     """Token-length distribution: fixed, lognormal (from any two of mean / median / p90 /
     sigma / cv) or empirical (values inline or a file of integers), clipped to [min, max]."""
 
-    kind: Literal["fixed", "lognormal", "empirical"] = "lognormal"
+    kind: Literal["fixed", "lognormal", "empirical"] = Field(
+        default="lognormal",
+        description="fixed: every request `mean` tokens; lognormal: from two of mean, median, "
+        "p90, sigma, cv; empirical: `values` or `file`; default lognormal",
+    )
     mean: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     median: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     p90: float | None = Field(default=None, gt=0, allow_inf_nan=False)
@@ -143,8 +147,19 @@ def read_length_file(path: Path) -> np.ndarray:
 class Arrivals(_Frozen):
     """Arrival process: Poisson, or Gamma inter-arrival times with coefficient of variation cv."""
 
-    process: Literal["poisson", "gamma"] = "poisson"
-    cv: float = Field(default=1.0, gt=0, le=10, allow_inf_nan=False)
+    process: Literal["poisson", "gamma"] = Field(
+        default="poisson",
+        description="poisson, or gamma inter-arrival times (burstier than Poisson when cv > 1); "
+        "default poisson",
+    )
+    cv: float = Field(
+        default=1.0,
+        gt=0,
+        le=10,
+        allow_inf_nan=False,
+        description="coefficient of variation of gamma inter-arrival times ((0, 10]; ignored "
+        "for poisson); default 1",
+    )
 
     @property
     def ca2(self) -> float:
