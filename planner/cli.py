@@ -24,6 +24,7 @@ from planner.errors import PlannerError
 from planner.estimate import estimate_grid
 from planner.evaluate import default_deployments, evaluate
 from planner.outputs import check_output_path, write_atomic
+from planner.perf.calibrate import calibrate_file, profile_yaml
 from planner.report import json_doc, terminal, write_plan_files
 from planner.simulate.evaluate import simulate_deployments
 from planner.strategies import Scenario
@@ -414,3 +415,45 @@ def schema() -> None:
     Example: ecoplan schema > plan.schema.json
     """
     typer.echo(json.dumps(PlanFile.model_json_schema(), indent=2))
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    measurements: Annotated[
+        Path,
+        typer.Argument(
+            help="measured latencies, CSV with columns model,phase,tp,pp,batch,input_tokens,"
+            "context_tokens,latency_ms"
+        ),
+    ],
+    gpu: Annotated[
+        str, typer.Option("--gpu", help="base GPU profile name or YAML file to start from")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="calibrated GPU profile to write (YAML)")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="profile name (default: BASE-calibrated)")
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="serving engine the latencies were measured with")
+    ] = "vllm-v1",
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Fit a GPU profile's performance parameters to measured prefill and decode latencies.
+
+    Each CSV row is one iteration: phase prefill, one batch of `batch` prompts of
+    `input_tokens` tokens; decode, one step of `batch` sequences each holding `context_tokens`
+    KV tokens; `model` is a profile name or a model YAML file. Starting from --gpu, the GEMM
+    and prefill-attention curves, the weight and KV read efficiencies, the per-kernel fixed
+    time, all-reduce latency and bus bandwidth per TP size and the per-iteration overhead are
+    fitted by least squares on log time, each only when the rows identify it; the rest keep
+    the base values, and the table says why. Use the file as --gpu FILE or cluster.gpu: FILE.
+
+    Example: ecoplan calibrate tests/data/calibration/a100.csv --gpu a100-80g-sxm --out a100.yaml
+    """
+    try:
+        check_output_path(out, "--out")
+        cal = calibrate_file(measurements, catalog.gpu_ref(gpu), load_engine(engine), name)
+        write_atomic(out, profile_yaml(cal.gpu))
+    except PlannerError as exc:
+        raise fail(exc) from None
+    _show(fmt, json_doc.calibrate_doc(cal, out), terminal.calibration(cal, str(out)))

@@ -14,6 +14,7 @@ from planner.evaluate import Evaluation
 from planner.hardware import GPU
 from planner.model import ModelSpec
 from planner.perf import PhaseTime
+from planner.perf.calibrate import Calibration, ErrorSummary
 from planner.pipeline import PlanOutcome, ScaleOutcome
 from planner.search import Ranked
 from planner.sensitivity import SensitivityTable
@@ -394,4 +395,63 @@ def model_import_doc(spec: ModelSpec, path: Path) -> dict[str, Any]:
         path=str(path),
         **_model_facts(spec),
         profile=spec.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def _fit_error(e: ErrorSummary) -> dict[str, Any]:
+    return {
+        "row_count": e.rows,
+        "median_abs_error": e.median_abs,
+        "max_abs_error": e.max_abs,
+        "base_median_abs_error": e.base_median_abs,
+        "base_max_abs_error": e.base_max_abs,
+    }
+
+
+def calibrate_doc(cal: Calibration, path: Path) -> dict[str, Any]:
+    """`ecoplan calibrate`: each candidate parameter, the fit error overall, per phase and per
+    TP degree, every row's prediction, and the profile written."""
+    return _doc(
+        "calibrate",
+        gpu=cal.gpu.name,
+        base_gpu=cal.base.name,
+        engine=cal.engine,
+        measurements=cal.source,
+        path=str(path),
+        parameters=[
+            {
+                "parameter": f.name,
+                "unit": f.unit or None,
+                "base_value": f.base,
+                "value": f.value,
+                "fitted": f.fitted,
+                "uncertainty": f.uncertainty,
+                "at_bound": f.at_bound,
+                "lower": f.lower,
+                "upper": f.upper,
+                "kept_reason": f.reason or None,
+            }
+            for f in cal.parameters
+        ],
+        notes=list(cal.notes),
+        fit_error=_fit_error(cal.overall),
+        by_phase=[{"phase": e.key, **_fit_error(e)} for e in cal.by_phase],
+        by_tp=[{"tp": e.key, **_fit_error(e)} for e in cal.by_tp],
+        predictions=[
+            {
+                "row": r.measurement.row,
+                "model": r.measurement.model.name,
+                "phase": r.measurement.phase,
+                "tp": r.measurement.tp,
+                "pp": r.measurement.pp,
+                "batch": r.measurement.batch,
+                "input_tokens": r.measurement.input_tokens or None,
+                "context_tokens": r.measurement.context_tokens or None,
+                "measured_ms": r.measurement.latency_s * 1e3,
+                "predicted_ms": r.predicted_s * 1e3,
+                "error": r.error,
+                "base_predicted_ms": r.base_predicted_s * 1e3,
+            }
+            for r in cal.rows
+        ],
     )

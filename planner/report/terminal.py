@@ -11,6 +11,7 @@ from planner.estimate import Estimate, EstimateGrid
 from planner.evaluate import Evaluation
 from planner.hardware import GPU
 from planner.model import ModelSpec
+from planner.perf.calibrate import Calibration, ErrorSummary, summary_label
 from planner.pipeline import PlanOutcome, ScaleOutcome
 from planner.report.markdown import MITOSIS_COLUMNS, mitosis_cells
 from planner.simulate.evaluate import SimReport
@@ -319,3 +320,45 @@ def scaling(o: ScaleOutcome) -> list[RenderableType]:
                 m.add_row(*mitosis_cells(s))
             out.append(m)
     return out
+
+
+def _error_row(t: Table, e: ErrorSummary) -> None:
+    t.add_row(
+        summary_label(e),
+        str(e.rows),
+        f"{e.base_median_abs:.1%}",
+        f"{e.median_abs:.1%}",
+        f"{e.base_max_abs:.1%}",
+        f"{e.max_abs:.1%}",
+    )
+
+
+def calibration(cal: Calibration, out: str) -> list[RenderableType]:
+    """`ecoplan calibrate`: each candidate parameter (fitted, or kept and why), the fit error
+    per phase and per TP degree, and where the profile went."""
+    p = _table(
+        f"{cal.gpu.name}: {cal.base.name} calibrated to {len(cal.rows)} rows of {cal.source} "
+        f"(engine {cal.engine})",
+        ["parameter", "base", "calibrated", "±", "status"],
+    )
+    for f in cal.parameters:
+        unit = f" {f.unit}" if f.unit else ""
+        spread = "" if f.uncertainty is None else f"{f.uncertainty:.1%}"
+        if f.fitted:
+            status = "fitted, at its bound" if f.at_bound else "fitted"
+        else:
+            status = f"kept: {f.reason}"
+        p.add_row(f.name, f"{f.base:.4g}{unit}", f"{f.value:.4g}{unit}", spread, status)
+    e = _table(
+        "|error| of predicted vs measured latency",
+        ["rows", "n", "median base", "median calibrated", "max base", "max calibrated"],
+        right_from=1,
+    )
+    for s in (*cal.by_phase, *cal.by_tp, cal.overall):
+        _error_row(e, s)
+    out_lines: list[RenderableType] = [p, e]
+    out_lines += [Text(n) for n in cal.notes]
+    out_lines.append(
+        Text(f"profile written to {out}; use it as  --gpu {out}  or  cluster.gpu: {out}")
+    )
+    return out_lines
