@@ -18,7 +18,7 @@ from rich.progress import Progress, TaskID
 from typer.core import TyperGroup
 
 from planner import catalog, pipeline
-from planner.config import PlanFile, load_plan
+from planner.config import PlanFile, load_plan, plan_json_schema
 from planner.engine import load_engine
 from planner.errors import PlannerError
 from planner.estimate import estimate_grid
@@ -409,12 +409,30 @@ def scale_cmd(config: ConfigArgument = None, fmt: FormatOption = OutputFormat.ta
 
 
 @app.command("schema")
-def schema() -> None:
-    """Print the JSON Schema of the plan file.
+def schema(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="write the schema to this file instead of printing it"),
+    ] = None,
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of the plan file, or write it with --out.
 
-    Example: ecoplan schema > plan.schema.json
+    Every field has a description (meaning, unit, default). A plan file whose first line is
+    `# yaml-language-server: $schema=./plan.schema.json` is then checked and completed by
+    editors with a YAML language server.
+
+    Example: ecoplan schema --out plan.schema.json
     """
-    typer.echo(json.dumps(PlanFile.model_json_schema(), indent=2))
+    text = json.dumps(plan_json_schema(), indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        check_output_path(out, "--out")
+        write_atomic(out, text)
+    except PlannerError as exc:
+        raise fail(exc) from None
+    typer.echo(f"schema written to {out}")
 
 
 @app.command("calibrate")

@@ -696,3 +696,20 @@ def load_plan(path: Path | None) -> PlanFile:
     if data is None:
         raise PlannerError(f"{path}: file is empty")
     return validate(PlanFile, data, str(path))
+
+
+# The schema's identity: an absolute URI in the reserved `.invalid` domain (RFC 2606), so no
+# tool ever tries to fetch it, versioned with the plan-file format (`plan-v1`: a field removed,
+# renamed or changed in meaning makes it v2). Editors load the schema from a local file.
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID = "https://ecoplan.invalid/schema/plan-v1.json"
+
+
+def plan_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the plan file, as `ecoplan schema` prints it: every
+    property has a description (meaning, unit or range, default)."""
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": SCHEMA_ID,
+        **PlanFile.model_json_schema(),
+    }
