@@ -93,7 +93,7 @@ def _hf_int(
     key = next((k for k in keys if cfg.get(k) is not None), None)
     if key is None:
         if default is None:
-            raise PlannerError(f"{where}: config.json lacks required key {keys[0]}")
+            raise PlannerError(f"{where}: lacks required key {keys[0]}")
         return default
     raw = cfg[key]
     top = LIMITS[limit]
@@ -106,23 +106,22 @@ def _hf_int(
         value = int(raw.strip())
     if value is None or not low <= value <= top:
         raise PlannerError(
-            f"{where}: config.json key {key} must be an integer {low}..{top:,}, "
-            f"got {fmt_value(raw)}"
+            f"{where}: {key} must be an integer {low}..{top:,}, got {fmt_value(raw)}"
         )
     return value
 
 
-def model_from_hf_config(cfg: dict[str, Any], name: str) -> ModelSpec:
+def model_from_hf_config(cfg: dict[str, Any], name: str, where: str | None = None) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face config.json (LLaMA, Qwen2/3, Mistral, Mixtral).
 
     head_dim is taken from the config when present (Qwen3: heads·head_dim ≠ hidden), else
     hidden/heads; kv heads default to heads (MHA); MoE from num_local_experts/num_experts.
     Every number read must be an integer within ModelSpec's ranges (`model.LIMITS`); a bad
-    one is a PlannerError naming its config key.
+    one is a PlannerError naming its config key (after `where`, e.g. the file; default: name).
     """
     if "text_config" in cfg and isinstance(cfg["text_config"], dict):
         cfg = cfg["text_config"]
-    where = clip(name, 80)
+    where = clip(where or name, 120)
     hidden = _hf_int(cfg, where, ("hidden_size",), "hidden_size")
     heads = _hf_int(cfg, where, ("num_attention_heads",), "num_heads")
     layers = _hf_int(cfg, where, ("num_hidden_layers",), "num_layers")
@@ -138,12 +137,12 @@ def model_from_hf_config(cfg: dict[str, Any], name: str) -> ModelSpec:
     kv_heads = _hf_int(cfg, where, ("num_key_value_heads",), "num_kv_heads", default=heads)
     if heads % kv_heads:
         raise PlannerError(
-            f"{where}: config.json num_attention_heads ({heads}) must be a multiple of "
+            f"{where}: num_attention_heads ({heads}) must be a multiple of "
             f"num_key_value_heads ({kv_heads})"
         )
     if hidden // heads < 1 and cfg.get("head_dim") is None:
         raise PlannerError(
-            f"{where}: config.json hidden_size ({hidden}) is smaller than num_attention_heads "
+            f"{where}: hidden_size ({hidden}) is smaller than num_attention_heads "
             f"({heads}) and there is no head_dim"
         )
     head_dim = _hf_int(cfg, where, ("head_dim",), "head_dim", default=hidden // heads)
@@ -156,7 +155,7 @@ def model_from_hf_config(cfg: dict[str, Any], name: str) -> ModelSpec:
     )
     if per_token > experts:
         raise PlannerError(
-            f"{where}: config.json experts per token ({per_token}) exceed the experts ({experts})"
+            f"{where}: experts per token ({per_token}) exceed the experts ({experts})"
         )
     context = _hf_int(
         cfg,
@@ -211,7 +210,7 @@ def load_hf_config(path: Path) -> ModelSpec:
     if not isinstance(cfg, dict):
         raise PlannerError(f"{where}: expected a JSON object")
     name = path.parent.name if path.name == "config.json" else path.stem
-    return model_from_hf_config(cfg, clip(name, 100) or "imported")
+    return model_from_hf_config(cfg, clip(name, 100) or "imported", where)
 
 
 def load_model_file(path: Path) -> ModelSpec:

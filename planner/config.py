@@ -7,8 +7,9 @@ has defaults; the default plan is EcoServe's setup (32×L20, 10 GbE, CodeLlama-3
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -47,6 +48,20 @@ MAX_LIST = 64  # entries of a search list
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+T = TypeVar("T")
+
+
+def _profile_file(field: str, ref: str, load: Callable[[], T]) -> T:
+    """`load()`, with the errors of a profile read from a YAML file led by the field naming it
+    (shipped profiles name their kind already: `model: unknown profile ...`)."""
+    try:
+        return load()
+    except PlannerError as exc:
+        if catalog.is_profile_path(ref):
+            raise PlannerError(f"{field}: {exc}") from None
+        raise
 
 
 def _union_member(names: dict[str, str]) -> Any:
@@ -117,7 +132,12 @@ class ClusterSpec(_Strict):
     )
 
     def build(self, base_dir: Path = Path(".")) -> Cluster:
-        gpu = catalog.gpu_ref(self.gpu, base_dir) if isinstance(self.gpu, str) else self.gpu
+        ref = self.gpu
+        gpu = (
+            _profile_file("cluster.gpu", ref, lambda: catalog.gpu_ref(ref, base_dir))
+            if isinstance(ref, str)
+            else ref
+        )
         return Cluster(
             gpu=gpu,
             nodes=self.nodes,
@@ -628,9 +648,10 @@ class PlanFile(_Strict):
     def build_model(self, base_dir: Path) -> ModelSpec:
         m = self.model
         if isinstance(m, str):
-            return catalog.model_ref(m, base_dir)
+            return _profile_file("model", m, lambda: catalog.model_ref(m, base_dir))
         if isinstance(m, ProfileModelRef):
-            spec = catalog.model_ref(m.profile, base_dir)
+            ref = m.profile
+            spec = _profile_file("model.profile", ref, lambda: catalog.model_ref(ref, base_dir))
             upd: dict[str, Any] = {}
             if m.dtype:
                 upd["dtype"] = m.dtype
@@ -639,7 +660,10 @@ class PlanFile(_Strict):
             return spec.model_copy(update=upd)
         if isinstance(m, HFModelRef):
             path = m.hf_config if m.hf_config.is_absolute() else base_dir / m.hf_config
-            spec = catalog.load_hf_config(path)
+            try:
+                spec = catalog.load_hf_config(path)
+            except PlannerError as exc:
+                raise PlannerError(f"model.hf_config: {exc}") from None
             return spec.model_copy(update={"dtype": m.dtype}) if m.dtype else spec
         return m
 

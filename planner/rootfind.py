@@ -7,9 +7,20 @@ it by growing or shrinking a starting guess geometrically, then refine with scip
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from scipy import optimize
+
+
+def _nan_fails(excess: Callable[[float], float]) -> Callable[[float], float]:
+    """`excess` with NaN turned into a failure (−1: attainment lies in [0, 1])."""
+
+    def checked(rate: float) -> float:
+        value = excess(rate)
+        return value if value == value else -1.0
+
+    return checked
 
 
 def highest_passing_rate(
@@ -23,15 +34,21 @@ def highest_passing_rate(
 ) -> float:
     """Highest rate r ≥ floor with excess(r) ≥ 0, to relative precision rel_tol; 0.0 when even
     the floor fails. The bracket starts at `guess` (default: the floor) and moves by ×growth;
-    past `ceiling` the last passing rate is returned. The result is stepped back until it passes,
-    since brentq may land just beyond the crossing of a step-shaped attainment curve."""
-    lo = max(guess or floor, floor)
+    rates past `ceiling` are never tried: the last passing rate below it is returned. The result
+    is stepped back until it passes, since brentq may land just beyond the crossing of a
+    step-shaped attainment curve. An excess that is not a number (NaN) counts as failing, so the
+    search always ends on a finite rate."""
+    excess = _nan_fails(excess)
+    lo = guess if guess is not None and math.isfinite(guess) and guess > floor else floor
+    lo = min(lo, max(ceiling, floor))
     if excess(lo) >= 0:
         hi = lo * growth
-        while excess(hi) >= 0:
-            lo, hi = hi, hi * growth
+        while True:
             if hi > ceiling:
                 return lo
+            if excess(hi) < 0:
+                break
+            lo, hi = hi, hi * growth
     else:
         hi = lo
         while hi > floor:

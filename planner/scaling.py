@@ -29,6 +29,8 @@ from planner.errors import PlannerError
 from planner.search import PlanResult
 from planner.strategies import Deployment, Scenario, goodput, predict
 
+MAX_INSTANCES = 1 << 16  # the largest deployment a ramp step may call for
+
 
 def macro_sizes(instances: int, n_lower: int, n_upper: int) -> list[int]:
     """Split `instances` into macro instances within [N_l, N_u]: as even as possible over
@@ -92,8 +94,8 @@ def _smallest(covers: Callable[[int], bool]) -> int:
     hi = 1
     while not covers(hi):
         hi *= 2
-        if hi > 1 << 16:
-            raise PlannerError("scale: the ramp needs more than 65,536 instances")
+        if hi > MAX_INSTANCES:
+            raise PlannerError(f"scale: the ramp needs more than {MAX_INSTANCES:,} instances")
     lo = 0
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -127,6 +129,10 @@ def _scale_nodg(
     steps = []
     for r in ramp.rates:
         n = math.ceil(r / per * (1 + 1e-9))
+        if n > MAX_INSTANCES:
+            raise PlannerError(
+                f"scale: {r:g} req/s needs more than {MAX_INSTANCES:,} {best.strategy} instances"
+            )
         steps.append(_step(scen, dataclasses.replace(best, instances=n), r))
     return steps
 

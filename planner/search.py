@@ -444,6 +444,22 @@ def _key_floor(d: Deployment, bound_per_gpu: float, scen: Scenario, objective: O
     return (-bound_per_gpu, 0.0)
 
 
+# `goodput` brackets the rate by doubling from this floor (req/s per GPU)
+_FLOOR_PER_GPU = 1e-3
+
+
+def _first_rate(bound: float, gpus: int) -> float | None:
+    """Where the goodput root finder starts: the largest floor·2^j at or below the bound (None
+    for the floor itself). Doubling from the floor tries exactly these rates, and powers of two
+    scale floats exactly, so when attainment falls with the rate (the root finder's premise)
+    the bracket, and hence the goodput, is the same bit for bit, found in about two steps
+    instead of log2(goodput/floor)."""
+    floor = _FLOOR_PER_GPU * gpus
+    if not bound > 2.0 * floor or not math.isfinite(bound):
+        return None
+    return floor * 2.0 ** math.floor(math.log2(bound / floor))
+
+
 def plan(
     scen: Scenario,
     spec: SearchSpec,
@@ -478,7 +494,7 @@ def plan(
         if not spec.exhaustive and (beaten or hopeless):
             pruned += 1
             continue
-        g = goodput(d, scen)
+        g = goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
         evaluated += 1
         r = rank(g, scen, objective)
         if not g.feasible:

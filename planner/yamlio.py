@@ -34,7 +34,7 @@ def fmt_value(value: object) -> str:
     if isinstance(value, bool) or value is None:
         return str(value).lower() if value is not None else "null"
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.10g}"
     if isinstance(value, int):
         if abs(value) < 10**12:
             return str(value)
@@ -232,7 +232,18 @@ def _message(err: Any) -> str:
 def describe_validation_error(exc: ValidationError, model: type[BaseModel], where: str) -> str:
     """The first validation problem as one line: `where: field.path: reason`."""
     where = clip(where, 120)
-    err = exc.errors()[0]
+    errors = exc.errors()
+    err = errors[0]
+    if err.get("type") == "missing":  # a misspelt key shows as missing + unknown: name the typo
+        parent = tuple(err.get("loc", ()))[:-1]
+        err = next(
+            (
+                e
+                for e in errors
+                if e.get("type") == "extra_forbidden" and tuple(e.get("loc", ()))[:-1] == parent
+            ),
+            err,
+        )
     raw = tuple(err.get("loc", ()))
     loc, _ = _resolve(model, raw)
     kind = err.get("type", "")

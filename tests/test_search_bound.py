@@ -91,7 +91,7 @@ def test_bound_holds_for_every_strategy(pf: PlanFile, data: st.DataObject) -> No
 
 
 # pruned vs exhaustive search: the examples in the suite (one per objective kind and model
-# size, ~15 s together); ECOPLAN_FULL_BOUND_CHECK=1 runs all of them (~90 s)
+# size, ~12 s together); ECOPLAN_FULL_BOUND_CHECK=1 runs all twelve (~1 min of CPU)
 IN_SUITE = {
     "small-model-llama-3.1-8b-alpaca",  # small model, every strategy feasible
     "a800-roce-llama-2-70b-azure-conv",  # min_gpus objective: pruning by GPUs needed

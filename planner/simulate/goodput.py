@@ -12,8 +12,8 @@ import numpy as np
 from scipy import special
 
 from planner.rootfind import highest_passing_rate
-from planner.simulate.results import SimResult
-from planner.simulate.run import simulate
+from planner.simulate.results import SimResult, max_simulated_rate
+from planner.simulate.run import request_lifetime_s, simulate
 from planner.strategies.base import Deployment, Scenario, deployment_problem
 
 DEFAULT_SEEDS = (0, 1, 2)
@@ -75,8 +75,17 @@ def seed_goodput(
     def excess(rate: float) -> float:
         return simulate(dep, scen, rate, requests=requests, seed=seed).attainment - target + 1e-12
 
+    # past the rate whose run would exceed the simulator's memory limit, the search stops at
+    # the last passing rate (`results.max_simulated_rate`)
+    instances = dep.instances + (dep.decode_instances if dep.family == "FuDG" else 0)
+    top = max_simulated_rate(requests, request_lifetime_s(dep, scen), instances)
     return highest_passing_rate(
-        excess, floor=1e-3 * dep.gpus, guess=guess, growth=1.5, ceiling=1e6, rel_tol=rel_tol
+        excess,
+        floor=1e-3 * dep.gpus,
+        guess=guess,
+        growth=1.5,
+        ceiling=min(1e6, top),
+        rel_tol=rel_tol,
     )
 
 

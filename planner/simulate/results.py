@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner.errors import PlannerError
 from planner.workload import SLO
 
 WARMUP_LIVES = 1.5  # arrivals during the first 1.5 request lifetimes fill the system
@@ -45,6 +46,55 @@ def measured_window(requests: int, rate: float, lifetime_s: float) -> tuple[int,
     warm = math.ceil(rate * WARMUP_LIVES * lifetime_s)
     cool = math.ceil(rate * COOLDOWN_LIVES * lifetime_s)
     return warm + requests + cool, slice(warm, warm + requests)
+
+
+# Memory a simulation needs, measured with tracemalloc on every strategy (~380 bytes per
+# simulated request: the request stream, the per-request table and lists of the event loop, and
+# the result arrays), rounded up; plus a little per instance. Runs past MAX_SIM_BYTES — about
+# half a million simulated requests, a minute or more at the simulator's 3,000–10,000 requests
+# per second — are refused before anything is allocated (`check_simulation_size`).
+SIM_BYTES_PER_REQUEST = 512
+SIM_BYTES_PER_INSTANCE = 512
+MAX_SIM_BYTES = 256 << 20  # 256 MiB
+_MIB = float(1 << 20)
+
+
+def simulation_requests(requests: int, rate: float, lifetime_s: float) -> float:
+    """Requests a run simulates (`measured_window`'s total) as a float, safe for any rate."""
+    return requests + rate * (WARMUP_LIVES + COOLDOWN_LIVES) * lifetime_s + 2.0
+
+
+def max_simulated_rate(requests: int, lifetime_s: float, instances: int) -> float:
+    """The highest rate whose simulation of `requests` measured requests fits MAX_SIM_BYTES
+    (0 when even the measured requests alone do not fit)."""
+    room = (MAX_SIM_BYTES - instances * SIM_BYTES_PER_INSTANCE) / SIM_BYTES_PER_REQUEST
+    spare = room - requests - 2.0
+    if spare <= 0 or lifetime_s <= 0:
+        return 0.0 if spare <= 0 else math.inf
+    return spare / ((WARMUP_LIVES + COOLDOWN_LIVES) * lifetime_s)
+
+
+def check_simulation_size(requests: int, rate: float, lifetime_s: float, instances: int) -> None:
+    """A PlannerError naming --rate and --requests when a run would need more than
+    MAX_SIM_BYTES: its warm-up and cool-down add (WARMUP_LIVES + COOLDOWN_LIVES) request
+    lifetimes of arrivals to the measured requests."""
+    total = simulation_requests(requests, rate, lifetime_s)
+    need = total * SIM_BYTES_PER_REQUEST + instances * SIM_BYTES_PER_INSTANCE
+    if need <= MAX_SIM_BYTES:
+        return
+    top = max_simulated_rate(requests, lifetime_s, instances)
+    most = int(MAX_SIM_BYTES / SIM_BYTES_PER_REQUEST)
+    fix = (
+        f"lower --rate to at most {top:.3g} or --requests"
+        if top > 0
+        else f"lower --requests (at most ~{most:,} in all)"
+    )
+    raise PlannerError(
+        f"simulate: {rate:g} req/s (--rate) with {requests:,} measured requests (--requests) "
+        f"needs {total:.3g} simulated requests, ~{need / _MIB:.3g} MiB (warm-up and cool-down "
+        f"add {WARMUP_LIVES + COOLDOWN_LIVES:g} request lifetimes of {lifetime_s:.3g} s of "
+        f"arrivals), over the {MAX_SIM_BYTES / _MIB:.0f} MiB limit; {fix}"
+    )
 
 
 def latencies(

@@ -35,6 +35,7 @@ from planner.simulate.requests import RequestStream, draw_requests
 from planner.simulate.results import (
     SimResult,
     attainment,
+    check_simulation_size,
     latencies,
     little_check,
     measured_window,
@@ -309,6 +310,17 @@ def _ecoserve(
     return loop
 
 
+def request_lifetime_s(dep: Deployment, scen: Scenario) -> float:
+    """A request's typical lifetime, S_TTFT + E[decode steps]·S_TPOT: the unit of the
+    simulation's warm-up and cool-down (`measured_window`)."""
+    im = scen.instance(dep.dtp, dep.dpp)
+    return scen.slo.ttft_s + im.mean_steps * scen.slo.tpot_s
+
+
+def _instance_count(dep: Deployment) -> int:
+    return dep.instances + (dep.decode_instances if dep.family == "FuDG" else 0)
+
+
 def simulate(
     dep: Deployment, scen: Scenario, rate: float, *, requests: int = 4000, seed: int = 0
 ) -> SimResult:
@@ -319,9 +331,11 @@ def simulate(
     if problem is not None:
         raise PlannerError(f"{dep.strategy} {dep.label()}: {problem}")
     if not (rate > 0 and math.isfinite(rate)):
-        raise PlannerError(f"rate must be a positive number, got {rate}")
-    im = scen.instance(dep.dtp, dep.dpp)
-    lifetime = scen.slo.ttft_s + im.mean_steps * scen.slo.tpot_s
+        raise PlannerError(f"--rate: must be a positive number, got {rate:g}")
+    if requests < 1:
+        raise PlannerError(f"--requests: must be at least 1, got {requests}")
+    lifetime = request_lifetime_s(dep, scen)
+    check_simulation_size(requests, rate, lifetime, _instance_count(dep))
     total, win = measured_window(requests, rate, lifetime)
     stream = draw_requests(scen.workload, scen.model.max_context, total, rate, seed)
     if dep.family == "NoDG":

@@ -537,7 +537,17 @@ def _unmet(dep: Deployment, scen: Scenario, rate: float) -> Goodput:
         bound = slo.ttft_s if p.binding == "TTFT" else slo.tpot_s
         if math.isfinite(value):
             why += (
-                f"; P{q} {p.binding} {value * 1e3:.0f} ms vs SLO {bound * 1e3:.0f} ms, "
-                f"{value / bound:.1f}×"
+                f"; P{q} {p.binding} {_ms(value)} vs SLO {_ms(bound)}, "
+                f"{_short(value / bound, '.1f')}×"
             )
     return Goodput(dep, 0.0, 0.0, p, p.binding, why + ")")
+
+
+def _short(x: float, fmt: str) -> str:
+    """`x` in format `fmt` when that is short (1 ≤ |x| < 1e6, or 0), else %g-style."""
+    return format(x, fmt) if x == 0 or 1 <= abs(x) < 1e6 else f"{x:.3g}"
+
+
+def _ms(seconds: float) -> str:
+    """A latency in whole milliseconds, %g-style below 1 ms or beyond 1,000 s."""
+    return f"{_short(seconds * 1e3, '.0f')} ms"
