@@ -347,21 +347,22 @@ def candidates(scen: Scenario, spec: SearchSpec) -> Iterator[Deployment]:
 def _fudg_candidates(
     strategy: StrategyName, scen: Scenario, sh: list[tuple[int, int]], total: int
 ) -> Iterator[Deployment]:
-    """P and D pool shapes; P:D near the capacity balance, ± one prefill instance."""
+    """P and D pool shapes; P:D splits around the capacity balance n_p·p_cap ≈ n_d·d_cap with
+    n_p·sp + n_d·sd = total GPUs. The prefill capacity of an instance lies between unbatched
+    (1/E[s]) and fully batched (1/s_b, `_prefill_floor`) service, so every split from the
+    balance at the one to the balance at the other is tried, ± one prefill instance; the
+    pruning bound discards the hopeless ones cheaply."""
     for tp_p, pp_p in sh:
         p_im = scen.instance(tp_p, pp_p)
-        p_cap = 1.0 / p_im.service_mean_s
+        caps = (1.0 / p_im.service_mean_s, 1.0 / _prefill_floor(p_im)[0])
         for tp_d, pp_d in sh:
             d_cap = _decode_capacity(scen.instance(tp_d, pp_d), scen.slo.tpot_s)
             sp, sd = tp_p * pp_p, tp_d * pp_d
-            # GPUs split so that n_p·p_cap ≈ n_d·d_cap with n_p·sp + n_d·sd = total
-            n_p_star = total / (sp + sd * p_cap / d_cap)
-            base = max(1, round(n_p_star))
-            for n_p in sorted({base - 1, base, base + 1}):
-                if n_p < 1:
-                    continue
-                rest = total - n_p * sp
-                n_d = rest // sd
+            stars = [total / (sp + sd * p_cap / d_cap) for p_cap in caps]
+            lo = max(1, math.floor(min(stars)) - 1)
+            hi = math.ceil(max(stars)) + 1
+            for n_p in range(lo, hi + 1):
+                n_d = (total - n_p * sp) // sd
                 if n_d < 1:
                     continue
                 yield Deployment(
