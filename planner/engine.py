@@ -36,6 +36,11 @@ class EngineProfile(BaseModel):
     cuda_graph_max_batch: int = Field(
         default=512, ge=0, le=MAX_SEQS, description="largest decode batch captured in a graph"
     )
+    piecewise_cuda_graphs: bool = Field(
+        default=False,
+        description="iterations of up to cuda_graph_max_batch tokens that hold prompts (prefill, "
+        "mixed) also replay CUDA graphs, except their attention kernels (vLLM V1)",
+    )
     custom_allreduce: bool = Field(
         default=True,
         description="one-shot custom all-reduce for messages below custom_allreduce_max_mib on "
@@ -130,6 +135,7 @@ ENGINES: dict[str, EngineProfile] = {
         "all-reduce",
         chunked_prefill_default=True,
         cuda_graph_max_batch=512,
+        piecewise_cuda_graphs=True,
         iteration_overhead_ms=0.5,
         per_sequence_overhead_us=2.0,
         gpu_memory_utilization=0.90,
@@ -138,6 +144,9 @@ ENGINES: dict[str, EngineProfile] = {
             "chunked_prefill_default": "always on for decoder LLMs in V1 (arg_utils.py)",
             "cuda_graph_max_batch": "V1 cuda_graph_sizes default [512] (v0.9.2 config.py); "
             "v0.34 max_cudagraph_capture_size 512",
+            "piecewise_cuda_graphs": "V1 compiles the model piecewise: graphs cover mixed "
+            "prefill/decode batches up to the capture size, attention runs outside them "
+            "(v0.9.2 config.py CompilationConfig)",
             "custom_allreduce": "custom_all_reduce.py: world sizes 2,4,6,8; > 2 GPUs only when "
             "fully NVLink-connected; messages < 8 MiB",
             "iteration_overhead_ms": "assumption: V1 moves output processing and detokenisation "

@@ -98,6 +98,12 @@ class IterationTimer:
         e = self.perf.engine
         return e.cuda_graph_decode and micro_batch <= e.cuda_graph_max_batch
 
+    def piecewise(self, tokens: float) -> bool:
+        """Whether an iteration holding prompts replays piecewise CUDA graphs (all but
+        attention), as `InstancePerf.piecewise_graphed`."""
+        e = self.perf.engine
+        return e.cuda_graph_decode and e.piecewise_cuda_graphs and tokens <= e.cuda_graph_max_batch
+
     def tokens_s(self, tokens: float, graphed: bool = False) -> float:
         """token_time(tokens): everything but attention and the LM head."""
         return self._tokens[graphed](tokens)
@@ -146,7 +152,8 @@ class IterationTimer:
         attention times sum to `attention_s`: one attention kernel per layer for the batch, so
         one kernel's fixed time, not one per prompt."""
         extra = (prompts - 1) * self._kernel_fixed_s * self.perf.model.num_layers
-        return self.tokens_s(total_tokens) + self.head_s(prompts) + attention_s - extra
+        g = self.piecewise(total_tokens)
+        return self.tokens_s(total_tokens, g) + self.head_s(prompts, g) + attention_s - extra
 
     def decode_s(self, batch: int, kv_tokens: float) -> float:
         """One decode iteration of `batch` requests reading `kv_tokens` KV tokens in all; with
@@ -179,4 +186,5 @@ class IterationTimer:
             attn = self.decode_attention_s(kv_tokens * micro / batch, micro, False)
         else:
             attn = max(self._kernel_fixed_s, self._launch[False]) * self.perf.model.num_layers
-        return self.tokens_s(micro + micro_c) + self.head_s(rows) + attn + chunk_s
+        g = self.piecewise(micro + micro_c)
+        return self.tokens_s(micro + micro_c, g) + self.head_s(rows, g) + attn + chunk_s

@@ -96,6 +96,13 @@ class InstancePerf:
         g = self.gpu.iteration_overhead_ms
         return self.engine.iteration_overhead_s if g is None else g * 1e-3
 
+    def piecewise_graphed(self, tokens: np.ndarray | float) -> np.ndarray:
+        """Whether an iteration holding prompts, of `tokens` tokens, replays (piecewise) CUDA
+        graphs for everything but attention (vLLM V1, up to its capture size)."""
+        e = self.engine
+        ok = e.cuda_graph_decode and e.piecewise_cuda_graphs
+        return np.asarray(ok & (np.asarray(tokens) <= e.cuda_graph_max_batch))
+
     def decode_graphed(self, micro_batch: np.ndarray | float) -> np.ndarray:
         """Whether a decode iteration of this micro-batch replays a CUDA graph."""
         e = self.engine
@@ -277,7 +284,9 @@ class InstancePerf:
         logits only for each prompt's last token; eager."""
         length = np.asarray(prompt_tokens, dtype=float)
         b = np.asarray(batch, dtype=float)
-        return self._forward(length * b, self.chunk_attention(length, 0.0, b), b, False)
+        tokens = length * b
+        graphed = self.piecewise_graphed(tokens)
+        return self._forward(tokens, self.chunk_attention(length, 0.0, b), b, graphed)
 
     def decode_step(
         self, batch: np.ndarray | float, context_tokens: np.ndarray | float
@@ -317,4 +326,5 @@ class InstancePerf:
         attn = self.decode_attention(micro_b, decode_context, False) + self.chunk_attention(
             c, chunk_prefix, 1.0 / pp
         )
-        return self._forward(micro_b + micro_c, attn, micro_b + (c > 0), False)
+        graphed = self.piecewise_graphed(micro_b + micro_c)
+        return self._forward(micro_b + micro_c, attn, micro_b + (c > 0), graphed)
