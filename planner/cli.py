@@ -18,6 +18,7 @@ from rich.progress import Progress, TaskID
 from typer.core import TyperGroup
 
 from planner import catalog, pipeline
+from planner.compare import compare
 from planner.config import PlanFile, load_plan, plan_json_schema
 from planner.engine import load_engine
 from planner.errors import PlannerError
@@ -25,7 +26,7 @@ from planner.estimate import estimate_grid
 from planner.evaluate import default_deployments, evaluate
 from planner.outputs import check_output_path, write_atomic
 from planner.perf.calibrate import calibrate_file, profile_yaml
-from planner.report import json_doc, terminal, write_plan_files
+from planner.report import charts, json_doc, terminal, write_plan_files
 from planner.simulate.evaluate import simulate_deployments
 from planner.strategies import Scenario
 
@@ -130,8 +131,17 @@ def _show(fmt: OutputFormat, doc: dict[str, Any], renderables: list[RenderableTy
 
 @contextmanager
 def _progress(total: int | None = None, label: str = "working") -> Iterator[pipeline.Progress]:
-    """A transient progress bar on stderr, fed by the library's progress(task, done, total)."""
-    with Progress(transient=True, console=_console(stderr=True)) as bar:
+    """A transient progress bar on stderr, fed by the library's progress(task, done, total);
+    nothing at all when stderr is not a terminal (a pipe, a file, a test)."""
+    console = _console(stderr=True)
+    if not console.is_terminal:
+
+        def ignore(task: str, done: int, n: int | None) -> None:
+            pass
+
+        yield ignore
+        return
+    with Progress(transient=True, console=console) as bar:
         tasks: dict[str, TaskID] = {}
 
         def update(task: str, done: int, n: int | None) -> None:
@@ -475,3 +485,85 @@ def calibrate_cmd(
     except PlannerError as exc:
         raise fail(exc) from None
     _show(fmt, json_doc.calibrate_doc(cal, out), terminal.calibration(cal, str(out)))
+
+
+@app.command("compare")
+def compare_cmd(
+    config: ConfigArgument = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            "--gpus",
+            help="GPU profiles or YAML files to compare, comma-separated (default: every "
+            "shipped profile)",
+        ),
+    ] = None,
+    nodes: Annotated[
+        str | None,
+        typer.Option("--nodes", help="node counts to try, e.g. 2,4 (default: the plan's)"),
+    ] = None,
+    gpus_per_node: Annotated[
+        str | None,
+        typer.Option(
+            "--gpus-per-node", help="GPUs per node to try, e.g. 4,8 (default: the plan's)"
+        ),
+    ] = None,
+    target_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--target-rate",
+            help="req/s to size for (default: objective.target_rate, else the ramp's peak)",
+        ),
+    ] = None,
+    chart: Annotated[
+        Path | None,
+        typer.Option("--chart", help="also write a PNG chart here (needs the plot extra)"),
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Which GPU is cheapest for this workload: plan it on a cluster of each GPU type.
+
+    Plans the plan file's model, workload, SLO and search space on each GPU type with the
+    plan's node shape and network (or each --nodes × --gpus-per-node shape), the deployment
+    search only, and ranks the GPUs by the cost per hour of the GPUs the target rate needs.
+    Per GPU: best strategy and deployment, goodput per GPU, the cluster's $/hour, $ per
+    million output tokens, GPUs and $/hour for the target rate. GPUs on which the model fits
+    no instance shape, or no deployment meets the SLO, are listed with the reason.
+
+    Example: ecoplan compare examples/small-model-llama-3.1-8b-alpaca.yaml --gpus l20,l40s
+    """
+    try:
+        if chart is not None:
+            check_output_path(chart, "--chart")
+            if not charts.plot_available():
+                raise PlannerError("--chart: needs the plot extra (pip install 'ecoplan[plot]')")
+        plan_file = load_plan(config)
+        base = config.parent if config is not None else Path(".")
+        refs = [g.strip() for g in gpus.split(",") if g.strip()] if gpus is not None else None
+        with _progress() as progress:
+            cmp = compare(
+                plan_file,
+                base,
+                gpus=refs,
+                nodes=_int_list(nodes, "--nodes") if nodes is not None else None,
+                gpus_per_node=(
+                    _int_list(gpus_per_node, "--gpus-per-node")
+                    if gpus_per_node is not None
+                    else None
+                ),
+                target_rate=target_rate,
+                progress=progress,
+            )
+        files: list[Path] = []
+        if chart is not None:
+            png = charts.compare_png(cmp)
+            if png is not None:
+                write_atomic(chart, png)
+                files.append(chart)
+    except PlannerError as exc:
+        raise fail(exc) from None
+    _show(
+        fmt,
+        json_doc.compare_doc(cmp, files),
+        terminal.comparison(cmp, str(files[0]) if files else None),
+    )

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from planner.compare import Comparison
 from planner.estimate import EstimateGrid, EstimateRow
 from planner.evaluate import Evaluation
 from planner.hardware import GPU
@@ -454,4 +455,30 @@ def calibrate_doc(cal: Calibration, path: Path) -> dict[str, Any]:
             }
             for r in cal.rows
         ],
+    )
+
+
+def compare_doc(cmp: Comparison, files: list[Path]) -> dict[str, Any]:
+    """`ecoplan compare`: the plan on each GPU type, cheapest for the target rate first."""
+    cheapest = cmp.cheapest
+    return _doc(
+        "compare",
+        scenario=scenario(cmp.scenario),
+        target_rate_rps=cmp.target_rate,
+        target_source=cmp.target_source,
+        cheapest=cheapest.gpu if cheapest is not None else None,
+        options=[
+            {
+                "gpu": o.gpu,
+                "nodes": o.nodes,
+                "gpus_per_node": o.gpus_per_node,
+                "total_gpus": o.total_gpus,
+                "price_per_gpu_hour": o.price_per_gpu_hour,
+                "cluster_cost_per_hour": o.cluster_cost_per_hour,
+                "best": _ranked(o.best) if o.best is not None else None,
+                "skipped": o.skipped,
+            }
+            for o in cmp.options
+        ],
+        files=[str(f) for f in files],
     )

@@ -3,10 +3,13 @@ these return; the same objects also render as JSON (json_doc.py) and markdown (m
 
 from __future__ import annotations
 
+import math
+
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from planner.compare import Comparison
 from planner.estimate import Estimate, EstimateGrid
 from planner.evaluate import Evaluation
 from planner.hardware import GPU
@@ -362,3 +365,80 @@ def calibration(cal: Calibration, out: str) -> list[RenderableType]:
         Text(f"profile written to {out}; use it as  --gpu {out}  or  cluster.gpu: {out}")
     )
     return out_lines
+
+
+def _money(x: float | None, places: int = 2) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"${x:,.{places}f}"
+
+
+def comparison(cmp: Comparison, chart: str | None = None) -> list[RenderableType]:
+    """`ecoplan compare`: one row per GPU type (and cluster shape), cheapest for the target
+    rate first; then why any GPU was skipped, and the verdict."""
+    s = cmp.scenario
+    rate = f"{cmp.target_rate:g}/s"
+    t = _table(
+        f"which GPU is cheapest: {s.model.name}, workload {s.workload.name}, SLO TTFT "
+        f"{s.slo.ttft_s:g} s / TPOT {s.slo.tpot_s * 1e3:g} ms at P{s.slo.attainment:g}; "
+        f"target {cmp.target_rate:g} req/s ({cmp.target_source})",
+        [
+            "GPU",
+            "nodes×GPUs",
+            "$/GPU-h",
+            "best strategy",
+            "deployment",
+            "goodput/GPU",
+            "cluster $/h",
+            "$/M output tokens",
+            f"GPUs for {rate}",
+            f"$/h for {rate}",
+        ],
+        right_from=5,
+    )
+    t.columns[2].justify = "right"
+    for o in cmp.options:
+        b = o.best
+        head = [o.gpu, o.shape, f"${o.price_per_gpu_hour:.2f}"]
+        cost = _money(o.cluster_cost_per_hour)
+        if b is None:
+            t.add_row(*head, "–", "skipped (below)", "–", cost, "–", "–", "–")
+            continue
+        d = b.deployment
+        t.add_row(
+            *head,
+            f"{d.strategy} ({d.family})",
+            d.label(),
+            f"{b.goodput.per_gpu:.3f}",
+            cost,
+            _money(b.cost_per_million_tokens, 3),
+            str(b.gpus_needed) if b.gpus_needed is not None else "–",
+            _money(b.cost_per_hour),
+        )
+    out: list[RenderableType] = [t]
+    for o in cmp.options:
+        if o.skipped is not None:
+            out.append(Text(f"{o.gpu} ({o.shape}) skipped: {o.skipped}"))
+    best = cmp.cheapest
+    if best is None or best.best is None:
+        out.append(Text("no GPU type meets the SLO"))
+    else:
+        b = best.best
+        per_m = min(
+            (o for o in cmp.options if o.best is not None),
+            key=lambda o: o.best.cost_per_million_tokens if o.best else math.inf,
+        )
+        tail = (
+            ""
+            if per_m is best or per_m.best is None
+            else f"; lowest $/M output tokens at goodput: {per_m.gpu} "
+            f"({_money(per_m.best.cost_per_million_tokens, 3)})"
+        )
+        out.append(
+            Text.from_markup(
+                f"[bold green]cheapest for {cmp.target_rate:g} req/s:[/] {best.gpu} — "
+                f"{b.gpus_needed} GPUs, {_money(b.cost_per_hour)} per hour "
+                f"({b.deployment.strategy} {b.deployment.label()}){tail}"
+            )
+        )
+    if chart is not None:
+        out.append(Text(f"chart written to {chart}"))
+    return out
