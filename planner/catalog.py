@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -112,14 +113,28 @@ def _hf_int(
     return value
 
 
+_HF_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+
+
+def hf_repo_id(value: Any) -> str | None:
+    """A Hugging Face repository id (owner/name) from a config's `_name_or_path`, or None when
+    it is absent or a local path (absolute, starting with `.` or `~`, not exactly one `/`)."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    return text if _HF_REPO_ID.fullmatch(text) and ".." not in text else None
+
+
 def model_from_hf_config(cfg: dict[str, Any], name: str) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face config.json (LLaMA, Qwen2/3, Mistral, Mixtral).
 
     head_dim is taken from the config when present (Qwen3: heads·head_dim ≠ hidden), else
     hidden/heads; kv heads default to heads (MHA); MoE from num_local_experts/num_experts.
     Every number read must be an integer within ModelSpec's ranges (`model.LIMITS`); a bad
-    one is a PlannerError naming its config key.
+    one is a PlannerError naming its config key. `_name_or_path`, when it is a repository id
+    rather than a local path, becomes `hf_id` (for launch files).
     """
+    repo = hf_repo_id(cfg.get("_name_or_path"))
     if "text_config" in cfg and isinstance(cfg["text_config"], dict):
         cfg = cfg["text_config"]
     where = clip(name, 80)
@@ -188,6 +203,7 @@ def model_from_hf_config(cfg: dict[str, Any], name: str) -> ModelSpec:
         "max_context": context,
         "dtype": "fp16" if dtype == "float16" else "bf16",
         "source": "Hugging Face config.json",
+        "hf_id": repo,
     }
     return validate(ModelSpec, data, where)
 

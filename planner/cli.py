@@ -24,9 +24,10 @@ from planner.engine import load_engine
 from planner.errors import PlannerError
 from planner.estimate import estimate_grid
 from planner.evaluate import default_deployments, evaluate
-from planner.outputs import check_output_path, write_atomic
+from planner.outputs import check_output_dir, check_output_path, write_atomic, write_tree
 from planner.perf.calibrate import calibrate_file, profile_yaml
 from planner.report import charts, json_doc, terminal, write_plan_files
+from planner.report.launch import check_strategy, launch_files, launch_from_file, launch_input
 from planner.simulate.evaluate import simulate_deployments
 from planner.strategies import Scenario
 
@@ -323,16 +324,32 @@ def plan_cmd(
             help="add the sensitivity, KV-policy and rate-ramp sections",
         ),
     ] = True,
+    launch: Annotated[
+        Path | None,
+        typer.Option("--launch", help="also write the files that start the winner on vLLM here"),
+    ] = None,
+    launch_strategy: Annotated[
+        str | None,
+        typer.Option("--launch-strategy", help="with --launch: this strategy's best instead"),
+    ] = None,
 ) -> None:
     """Search every strategy's deployments, print the best per strategy and write the report.
 
     With --confirm, the top candidates are re-measured by the simulator and the report gains a
-    simulation check section.
+    simulation check section. With --launch DIR, DIR also gets the files that start the winner
+    (or --launch-strategy's best deployment) on vLLM: per-node `vllm serve` scripts, the
+    disaggregated-prefill proxy, a `vllm bench serve` script and a README (`ecoplan launch`
+    writes the same from a saved JSON plan).
 
     Example: ecoplan plan examples/ecoserve-llama-30b-sharegpt.yaml --out report.md
     """
     try:
         check_output_path(out, "--out")
+        check_strategy(launch_strategy, "--launch-strategy")
+        if launch is not None:
+            check_output_dir(launch, "--launch")
+        elif launch_strategy is not None:
+            raise PlannerError("--launch-strategy: needs --launch DIR")
         plan_file, scen = _scenario(config)
         with _progress() as progress:
             outcome = pipeline.run_plan(
@@ -343,9 +360,15 @@ def plan_cmd(
                 progress=progress,
             )
         files = write_plan_files(outcome, out)
+        shown = terminal.plan(outcome, str(out))
+        if launch is not None and (outcome.plan.winner is not None or launch_strategy):
+            inp = launch_input(outcome.plan, launch_strategy)
+            written = write_tree(launch, launch_files(inp))
+            files += written
+            shown += terminal.launch(inp, str(launch), [str(p) for p in written])
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, json_doc.plan_doc(outcome, files), terminal.plan(outcome, str(out)))
+    _show(fmt, json_doc.plan_doc(outcome, files), shown)
     res = outcome.plan
     if res.winner is None:
         first = next(iter(res.infeasible.items()), None)
@@ -567,3 +590,39 @@ def compare_cmd(
         json_doc.compare_doc(cmp, files),
         terminal.comparison(cmp, str(files[0]) if files else None),
     )
+
+
+@app.command("launch")
+def launch_cmd(
+    plan_json: Annotated[
+        Path, typer.Argument(help="a plan saved with `ecoplan plan --format json > PLAN.json`")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="folder for the launch files (created if missing)")
+    ] = Path("launch"),
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", help="this strategy's best deployment instead of the winner"),
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Write the files that start a planned deployment on vLLM, from a saved JSON plan.
+
+    The winner (or --strategy's best deployment) becomes one script of exact `vllm serve`
+    commands per node (GPUs, ports, parallelism, batch limits, KV connector and role for
+    FuDG), proxy.sh with vLLM's disaggregated-prefill proxy (FuDG), bench.sh with `vllm bench
+    serve` at the planned rate and lengths, instances.json (instances, EcoServe's macro
+    instances and activation order) and a README on the order to start them. The same as
+    `ecoplan plan --launch DIR`.
+
+    Example: ecoplan plan --no-sensitivity --format json > p.json && ecoplan launch p.json
+    """
+    try:
+        check_strategy(strategy)
+        check_output_dir(out, "--out")
+        inp, files = launch_from_file(plan_json, strategy)
+        paths = write_tree(out, files)
+    except PlannerError as exc:
+        raise fail(exc) from None
+    names = [str(p) for p in paths]
+    _show(fmt, json_doc.launch_doc(inp, out, paths), terminal.launch(inp, str(out), names))

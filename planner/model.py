@@ -76,6 +76,12 @@ class ModelSpec(BaseModel):
         default="",
         description="where the architecture comes from (e.g. a config.json); default empty",
     )
+    hf_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Hugging Face repository id of the weights (owner/name), used by launch "
+        "files; default (null): unknown, the launch files use a placeholder",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:

@@ -17,6 +17,7 @@ from planner.model import ModelSpec
 from planner.perf import PhaseTime
 from planner.perf.calibrate import Calibration, ErrorSummary
 from planner.pipeline import PlanOutcome, ScaleOutcome
+from planner.report.launch import LaunchInput
 from planner.search import Ranked
 from planner.sensitivity import SensitivityTable
 from planner.simulate.evaluate import SimReport
@@ -75,6 +76,9 @@ def scenario(s: Scenario) -> dict[str, Any]:
     inp, out = s.sample()
     arr = s.workload.arrivals
     limits = s.engine.limits(c.gpu.name, c.gpu.memory_gib, int(max(inp + out)))
+    # the longest request the plan serves, as the instance models size it (max_model_len)
+    longest = int(min(float((inp + out).max()), s.model.max_context))
+    whole = s.engine.limits(c.gpu.name, c.gpu.memory_gib, longest, chunked=False)
     return {
         "cluster": {
             "gpu": c.gpu.name,
@@ -88,6 +92,8 @@ def scenario(s: Scenario) -> dict[str, Any]:
         "model": {
             "name": s.model.name,
             "dtype": s.model.dtype,
+            "kv_dtype": s.model.kv_dtype or s.model.dtype,
+            "hf_id": s.model.hf_id,
             "params_total": s.model.param_count,
             "params_active": s.model.active_param_count,
             "kv_bytes_per_token": s.model.kv_bytes_per_token,
@@ -109,6 +115,11 @@ def scenario(s: Scenario) -> dict[str, Any]:
             "name": s.engine.name,
             "max_num_seqs": limits.max_num_seqs,
             "max_num_batched_tokens": limits.max_num_batched_tokens,
+            "max_num_batched_tokens_unchunked": whole.max_num_batched_tokens,
+            "max_model_len": longest,
+            "gpu_memory_utilization": s.engine.gpu_memory_utilization,
+            "enforce_eager": not s.engine.cuda_graph_decode,
+            "disable_custom_all_reduce": not s.engine.custom_allreduce,
         },
     }
 
@@ -480,5 +491,17 @@ def compare_doc(cmp: Comparison, files: list[Path]) -> dict[str, Any]:
             }
             for o in cmp.options
         ],
+        files=[str(f) for f in files],
+    )
+
+
+def launch_doc(inp: LaunchInput, directory: Path, files: list[Path]) -> dict[str, Any]:
+    """`ecoplan launch`: the deployment launched and the files written."""
+    return _doc(
+        "launch",
+        deployment=deployment(inp.deployment),
+        goodput_rps=inp.goodput_rps,
+        hf_id=inp.hf_id,
+        directory=str(directory),
         files=[str(f) for f in files],
     )

@@ -16,6 +16,7 @@ from planner.hardware import GPU
 from planner.model import ModelSpec
 from planner.perf.calibrate import Calibration, ErrorSummary, summary_label
 from planner.pipeline import PlanOutcome, ScaleOutcome
+from planner.report.launch import PLACEHOLDER, LaunchInput
 from planner.report.markdown import MITOSIS_COLUMNS, mitosis_cells
 from planner.simulate.evaluate import SimReport
 from planner.strategies import Scenario
@@ -442,3 +443,19 @@ def comparison(cmp: Comparison, chart: str | None = None) -> list[RenderableType
     if chart is not None:
         out.append(Text(f"chart written to {chart}"))
     return out
+
+
+def launch(inp: LaunchInput, directory: str, files: list[str]) -> list[RenderableType]:
+    """The launch files written, and what to read next."""
+    dep = inp.deployment
+    lines = [
+        f"launch files for {dep.strategy} {dep.label()} of {inp.model} "
+        f"(predicted goodput {inp.goodput_rps:.3g} req/s) in {directory}:",
+        *(f"  {f}" for f in files),
+        f"start with {directory}/README.md",
+    ]
+    if inp.hf_id is None:
+        lines.append(
+            f"note: the model's Hugging Face id is unknown; the commands use {PLACEHOLDER}"
+        )
+    return [Text("\n".join(lines))]
