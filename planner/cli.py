@@ -266,15 +266,18 @@ def model_import(
     """Write a model profile from a Hugging Face config.json.
 
     Handles dense, GQA and MoE models; head_dim is taken from the config when
-    heads·head_dim ≠ hidden (Qwen3). Use the profile in a plan file as
-    `model: {profile: NAME.yaml}`.
+    heads·head_dim ≠ hidden (Qwen3); DeepSeek's MLA, shared experts, dense
+    first layers and MTP module; Gemma's sliding window; FP8, AWQ and GPTQ
+    quantization_config. Each config key not understood is one warning on
+    stderr. Use the profile in a plan file as `model: {profile: NAME.yaml}`.
 
     Example: ecoplan model import ./Qwen3-32B/config.json --out qwen3-32b.yaml
     """
     try:
         if out is not None:
             check_output_path(out, "--out")
-        spec = catalog.load_hf_config(config_json)
+        warnings: list[str] = []
+        spec = catalog.load_hf_config(config_json, warnings)
         if name:
             spec = spec.model_copy(update={"name": name})
         target = out or Path(f"{spec.name}.yaml")
@@ -282,7 +285,10 @@ def model_import(
         write_atomic(target, catalog.model_profile_yaml(spec))
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, json_doc.model_import_doc(spec, target), terminal.model_imported(spec, str(target)))
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    doc = json_doc.model_import_doc(spec, target, warnings)
+    _show(fmt, doc, terminal.model_imported(spec, str(target)))
 
 
 @app.command("evaluate")

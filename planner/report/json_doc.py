@@ -92,7 +92,7 @@ def scenario(s: Scenario) -> dict[str, Any]:
         "model": {
             "name": s.model.name,
             "dtype": s.model.dtype,
-            "kv_dtype": s.model.kv_dtype or s.model.dtype,
+            "kv_dtype": s.model.cache_dtype,
             "hf_id": s.model.hf_id,
             "params_total": s.model.param_count,
             "params_active": s.model.active_param_count,
@@ -399,13 +399,19 @@ def profile_doc(profile: GPU | ModelSpec) -> dict[str, Any]:
     )
 
 
-def model_import_doc(spec: ModelSpec, path: Path) -> dict[str, Any]:
-    """`ecoplan model import`: the imported model's facts and where its profile went."""
+def model_import_doc(
+    spec: ModelSpec, path: Path, warnings: list[str] | None = None
+) -> dict[str, Any]:
+    """`ecoplan model import`: the imported model's facts, where its profile went and the
+    config keys it did not understand."""
+    longest = spec.max_context
     return _doc(
         "model import",
         name=spec.name,
         path=str(path),
         **_model_facts(spec),
+        kv_bytes_per_token_at_max_context=float(spec.kv_bytes_per_sequence(longest)) / longest,
+        warnings=list(warnings or []),
         profile=spec.model_dump(mode="json", exclude_none=True),
     )
 

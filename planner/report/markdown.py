@@ -350,7 +350,7 @@ def render_markdown(
         "",
         f"- Performance model (docs/model.md §2): a list of operations per phase, each timed "
         f"by {g0.name}'s predictors — GEMMs at up to {g0.gemm.plateau:.0%} of "
-        f"{g0.peak_flops(s.model.dtype) / 1e12:g} dense TFLOPS (half that at "
+        f"{g0.peak_flops(s.model.compute_dtype) / 1e12:g} dense TFLOPS (half that at "
         f"{g0.gemm.knee_tokens:g} tokens), weights streamed at "
         f"{g0.memory_efficiency['weights']:.0%} and KV read at "
         f"{g0.memory_efficiency['kv_cache']:.0%} of {g0.memory_bandwidth_gb_s:g} GB/s, "

@@ -139,15 +139,36 @@ def profile(name: str, spec: dict[str, object]) -> list[RenderableType]:
 
 def model_imported(spec: ModelSpec, target: str) -> list[RenderableType]:
     moe = f", MoE {spec.num_experts}×top-{spec.experts_per_token}" if spec.is_moe else ""
-    return [
+    if spec.num_shared_experts:
+        moe += f" + {spec.num_shared_experts} shared"
+    if spec.is_moe and spec.dense_layers:
+        moe += f", {spec.dense_layers} dense layers"
+    if spec.is_mla:
+        attn = f"{spec.num_heads} heads, MLA latent {spec.kv_lora_rank}+{spec.qk_rope_head_dim}"
+    else:
+        attn = f"{spec.num_heads} heads / {spec.num_kv_heads} KV heads × {spec.head_dim}"
+    lines: list[RenderableType] = [
         Text(
             f"{spec.name}: {spec.param_count / 1e9:.1f} B parameters "
             f"({spec.active_param_count / 1e9:.1f} B active), {spec.num_layers} layers, "
-            f"{spec.num_heads} heads / {spec.num_kv_heads} KV heads × {spec.head_dim}{moe}, "
-            f"{spec.kv_bytes_per_token / 1024:.0f} KiB KV per token"
-        ),
-        Text(f"profile written to {target}; use it as  model: {{profile: {target}}}"),
+            f"{attn}{moe}, {spec.kv_bytes_per_token / 1024:.0f} KiB KV per token"
+        )
     ]
+    extra = [f"weights {spec.dtype}, {spec.weight_bytes / 1e9:.1f} GB"]
+    if spec.quant_group_size:
+        extra[0] += f" (one scale per {spec.quant_group_size} weights)"
+    if spec.mtp_layers:
+        extra.append(f"{spec.mtp_layers} MTP module(s), {spec.mtp_params / 1e9:.1f} B, not served")
+    if spec.sliding_window is not None:
+        at_max = spec.kv_bytes_per_sequence(spec.max_context) / spec.max_context
+        extra.append(
+            f"sliding window {spec.sliding_window:,} tokens on {spec.local_layers} of "
+            f"{spec.num_layers} layers: {at_max / 1024:.0f} KiB KV per token at "
+            f"{spec.max_context:,} tokens"
+        )
+    lines.append(Text("; ".join(extra)))
+    lines.append(Text(f"profile written to {target}; use it as  model: {{profile: {target}}}"))
+    return lines
 
 
 def scenario_line(s: Scenario) -> Text:
