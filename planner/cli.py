@@ -18,14 +18,16 @@ from rich.progress import Progress, TaskID
 from typer.core import TyperGroup
 
 from planner import catalog, pipeline
+from planner.compare import compare
 from planner.config import PlanFile, load_plan, plan_json_schema
 from planner.engine import load_engine
 from planner.errors import PlannerError
 from planner.estimate import estimate_grid
 from planner.evaluate import default_deployments, evaluate
-from planner.outputs import check_output_path, write_atomic
+from planner.outputs import check_output_dir, check_output_path, write_atomic, write_tree
 from planner.perf.calibrate import calibrate_file, profile_yaml
-from planner.report import json_doc, terminal, write_plan_files
+from planner.report import charts, json_doc, terminal, write_plan_files
+from planner.report.launch import check_strategy, launch_files, launch_from_file, launch_input
 from planner.simulate.evaluate import simulate_deployments
 from planner.strategies import Scenario
 
@@ -130,8 +132,17 @@ def _show(fmt: OutputFormat, doc: dict[str, Any], renderables: list[RenderableTy
 
 @contextmanager
 def _progress(total: int | None = None, label: str = "working") -> Iterator[pipeline.Progress]:
-    """A transient progress bar on stderr, fed by the library's progress(task, done, total)."""
-    with Progress(transient=True, console=_console(stderr=True)) as bar:
+    """A transient progress bar on stderr, fed by the library's progress(task, done, total);
+    nothing at all when stderr is not a terminal (a pipe, a file, a test)."""
+    console = _console(stderr=True)
+    if not console.is_terminal:
+
+        def ignore(task: str, done: int, n: int | None) -> None:
+            pass
+
+        yield ignore
+        return
+    with Progress(transient=True, console=console) as bar:
         tasks: dict[str, TaskID] = {}
 
         def update(task: str, done: int, n: int | None) -> None:
@@ -255,15 +266,18 @@ def model_import(
     """Write a model profile from a Hugging Face config.json.
 
     Handles dense, GQA and MoE models; head_dim is taken from the config when
-    heads·head_dim ≠ hidden (Qwen3). Use the profile in a plan file as
-    `model: {profile: NAME.yaml}`.
+    heads·head_dim ≠ hidden (Qwen3); DeepSeek's MLA, shared experts, dense
+    first layers and MTP module; Gemma's sliding window; FP8, AWQ and GPTQ
+    quantization_config. Each config key not understood is one warning on
+    stderr. Use the profile in a plan file as `model: {profile: NAME.yaml}`.
 
     Example: ecoplan model import ./Qwen3-32B/config.json --out qwen3-32b.yaml
     """
     try:
         if out is not None:
             check_output_path(out, "--out")
-        spec = catalog.load_hf_config(config_json)
+        warnings: list[str] = []
+        spec = catalog.load_hf_config(config_json, warnings)
         if name:
             spec = spec.model_copy(update={"name": name})
         target = out or Path(f"{spec.name}.yaml")
@@ -271,7 +285,10 @@ def model_import(
         write_atomic(target, catalog.model_profile_yaml(spec))
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, json_doc.model_import_doc(spec, target), terminal.model_imported(spec, str(target)))
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    doc = json_doc.model_import_doc(spec, target, warnings)
+    _show(fmt, doc, terminal.model_imported(spec, str(target)))
 
 
 @app.command("evaluate")
@@ -313,16 +330,32 @@ def plan_cmd(
             help="add the sensitivity, KV-policy and rate-ramp sections",
         ),
     ] = True,
+    launch: Annotated[
+        Path | None,
+        typer.Option("--launch", help="also write the files that start the winner on vLLM here"),
+    ] = None,
+    launch_strategy: Annotated[
+        str | None,
+        typer.Option("--launch-strategy", help="with --launch: this strategy's best instead"),
+    ] = None,
 ) -> None:
     """Search every strategy's deployments, print the best per strategy and write the report.
 
     With --confirm, the top candidates are re-measured by the simulator and the report gains a
-    simulation check section.
+    simulation check section. With --launch DIR, DIR also gets the files that start the winner
+    (or --launch-strategy's best deployment) on vLLM: per-node `vllm serve` scripts, the
+    disaggregated-prefill proxy, a `vllm bench serve` script and a README (`ecoplan launch`
+    writes the same from a saved JSON plan).
 
     Example: ecoplan plan examples/ecoserve-llama-30b-sharegpt.yaml --out report.md
     """
     try:
         check_output_path(out, "--out")
+        check_strategy(launch_strategy, "--launch-strategy")
+        if launch is not None:
+            check_output_dir(launch, "--launch")
+        elif launch_strategy is not None:
+            raise PlannerError("--launch-strategy: needs --launch DIR")
         plan_file, scen = _scenario(config)
         with _progress() as progress:
             outcome = pipeline.run_plan(
@@ -333,9 +366,15 @@ def plan_cmd(
                 progress=progress,
             )
         files = write_plan_files(outcome, out)
+        shown = terminal.plan(outcome, str(out))
+        if launch is not None and (outcome.plan.winner is not None or launch_strategy):
+            inp = launch_input(outcome.plan, launch_strategy)
+            written = write_tree(launch, launch_files(inp))
+            files += written
+            shown += terminal.launch(inp, str(launch), [str(p) for p in written])
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, json_doc.plan_doc(outcome, files), terminal.plan(outcome, str(out)))
+    _show(fmt, json_doc.plan_doc(outcome, files), shown)
     res = outcome.plan
     if res.winner is None:
         first = next(iter(res.infeasible.items()), None)
@@ -475,3 +514,121 @@ def calibrate_cmd(
     except PlannerError as exc:
         raise fail(exc) from None
     _show(fmt, json_doc.calibrate_doc(cal, out), terminal.calibration(cal, str(out)))
+
+
+@app.command("compare")
+def compare_cmd(
+    config: ConfigArgument = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            "--gpus",
+            help="GPU profiles or YAML files to compare, comma-separated (default: every "
+            "shipped profile)",
+        ),
+    ] = None,
+    nodes: Annotated[
+        str | None,
+        typer.Option("--nodes", help="node counts to try, e.g. 2,4 (default: the plan's)"),
+    ] = None,
+    gpus_per_node: Annotated[
+        str | None,
+        typer.Option(
+            "--gpus-per-node", help="GPUs per node to try, e.g. 4,8 (default: the plan's)"
+        ),
+    ] = None,
+    target_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--target-rate",
+            help="req/s to size for (default: objective.target_rate, else the ramp's peak)",
+        ),
+    ] = None,
+    chart: Annotated[
+        Path | None,
+        typer.Option("--chart", help="also write a PNG chart here (needs the plot extra)"),
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Which GPU is cheapest for this workload: plan it on a cluster of each GPU type.
+
+    Plans the plan file's model, workload, SLO and search space on each GPU type with the
+    plan's node shape and network (or each --nodes × --gpus-per-node shape), the deployment
+    search only, and ranks the GPUs by the cost per hour of the GPUs the target rate needs.
+    Per GPU: best strategy and deployment, goodput per GPU, the cluster's $/hour, $ per
+    million output tokens, GPUs and $/hour for the target rate. GPUs on which the model fits
+    no instance shape, or no deployment meets the SLO, are listed with the reason.
+
+    Example: ecoplan compare examples/small-model-llama-3.1-8b-alpaca.yaml --gpus l20,l40s
+    """
+    try:
+        if chart is not None:
+            check_output_path(chart, "--chart")
+            if not charts.plot_available():
+                raise PlannerError("--chart: needs the plot extra (pip install 'ecoplan[plot]')")
+        plan_file = load_plan(config)
+        base = config.parent if config is not None else Path(".")
+        refs = [g.strip() for g in gpus.split(",") if g.strip()] if gpus is not None else None
+        with _progress() as progress:
+            cmp = compare(
+                plan_file,
+                base,
+                gpus=refs,
+                nodes=_int_list(nodes, "--nodes") if nodes is not None else None,
+                gpus_per_node=(
+                    _int_list(gpus_per_node, "--gpus-per-node")
+                    if gpus_per_node is not None
+                    else None
+                ),
+                target_rate=target_rate,
+                progress=progress,
+            )
+        files: list[Path] = []
+        if chart is not None:
+            png = charts.compare_png(cmp)
+            if png is not None:
+                write_atomic(chart, png)
+                files.append(chart)
+    except PlannerError as exc:
+        raise fail(exc) from None
+    _show(
+        fmt,
+        json_doc.compare_doc(cmp, files),
+        terminal.comparison(cmp, str(files[0]) if files else None),
+    )
+
+
+@app.command("launch")
+def launch_cmd(
+    plan_json: Annotated[
+        Path, typer.Argument(help="a plan saved with `ecoplan plan --format json > PLAN.json`")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="folder for the launch files (created if missing)")
+    ] = Path("launch"),
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", help="this strategy's best deployment instead of the winner"),
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Write the files that start a planned deployment on vLLM, from a saved JSON plan.
+
+    The winner (or --strategy's best deployment) becomes one script of exact `vllm serve`
+    commands per node (GPUs, ports, parallelism, batch limits, KV connector and role for
+    FuDG), proxy.sh with vLLM's disaggregated-prefill proxy (FuDG), bench.sh with `vllm bench
+    serve` at the planned rate and lengths, instances.json (instances, EcoServe's macro
+    instances and activation order) and a README on the order to start them. The same as
+    `ecoplan plan --launch DIR`.
+
+    Example: ecoplan plan --no-sensitivity --format json > p.json && ecoplan launch p.json
+    """
+    try:
+        check_strategy(strategy)
+        check_output_dir(out, "--out")
+        inp, files = launch_from_file(plan_json, strategy)
+        paths = write_tree(out, files)
+    except PlannerError as exc:
+        raise fail(exc) from None
+    names = [str(p) for p in paths]
+    _show(fmt, json_doc.launch_doc(inp, out, paths), terminal.launch(inp, str(out), names))

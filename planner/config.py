@@ -154,10 +154,10 @@ class HFModelRef(_Strict):
     hf_config: Path = Field(
         description="path to a Hugging Face config.json (relative to the plan file)"
     )
-    dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
+    dtype: Literal["bf16", "fp16", "fp8", "int8", "int4"] | None = Field(
         default=None,
-        description="weight dtype; default (null): float16 if the config's torch_dtype says so, "
-        "else bf16",
+        description="weight dtype; default (null): the config's quantization_config (FP8, AWQ, "
+        "GPTQ), else float16 if its torch_dtype says so, else bf16",
     )
 
 
@@ -172,7 +172,7 @@ class ProfileModelRef(_Strict):
         description="a shipped model profile name (`ecoplan profiles list`) or a model profile "
         ".yaml path (relative to the plan file)",
     )
-    dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
+    dtype: Literal["bf16", "fp16", "fp8", "int8", "int4"] | None = Field(
         default=None, description="weight dtype; default (null): the profile's"
     )
     kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(

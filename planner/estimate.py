@@ -107,6 +107,7 @@ def estimate_instance(
         gpu_memory_utilization=eng.gpu_memory_utilization,
         max_batched_tokens=limits.max_num_batched_tokens,
         min_kv_tokens=need,
+        context_tokens=ctx,
     )
     if not mem.fits:
         raise PlannerError(f"does not fit: {mem.reason}")

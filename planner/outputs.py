@@ -126,3 +126,42 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         if isinstance(exc, OSError):
             raise PlannerError(f"cannot write {_shown(path)}: {_reason(exc)}") from None
         raise
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """A PlannerError naming `option` unless `path` is a writable folder or can be created
+    (its nearest existing ancestor is a writable folder)."""
+    if str(path) == "":
+        raise PlannerError(f"{option}: empty path")
+    if path.exists():
+        if not path.is_dir():
+            raise PlannerError(f"{option}: {path} exists and is not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PlannerError(f"{option}: folder {path} is not writable")
+        return
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise PlannerError(f"{option}: cannot create {path}: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PlannerError(f"{option}: cannot create {path}: {ancestor} is not writable")
+
+
+def write_tree(folder: Path, files: dict[str, str]) -> list[Path]:
+    """Create `folder` (and missing parents) and write each {relative path: text} into it
+    atomically; shell scripts (`.sh`) become executable. Returns the paths written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlannerError(f"cannot create {folder}: {exc.strerror}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    written = []
+    for name, text in files.items():
+        path = folder / name
+        write_atomic(path, text)
+        if path.suffix == ".sh" and path.is_file():
+            os.chmod(path, 0o777 & ~umask)
+        written.append(path)
+    return written

@@ -224,7 +224,7 @@ def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
     slo = scen.slo
     needs = _needs(scen, d)
     s_b, e_min = _prefill_floor(p)
-    kv = p.inp * scen.model.kv_bytes_per_token
+    kv = scen.model.kv_bytes_per_sequence(p.inp)
     kv_mean = float(kv.mean())
     if dep.strategy == "distserve":
         inter = interleaved_placement(dep, c.gpus_per_node, c.nodes)

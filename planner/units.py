@@ -9,4 +9,12 @@ MS = 1e-3
 US = 1e-6
 GBIT_BYTES = 1e9 / 8  # bytes per second in one Gb/s
 
-DTYPE_BYTES: dict[str, float] = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+# int4: 4-bit weights (AWQ, GPTQ), two to a byte; activations and the KV cache stay 16-bit
+DTYPE_BYTES: dict[str, float] = {
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+}

@@ -79,4 +79,6 @@ def test_every_fitting_pair_estimates(gpu: str) -> None:
             else:
                 with pytest.raises(PlannerError):
                     estimate_instance(m, g, tp, 1, 2048, 32)
-        assert fitting or name in ("qwen2-72b", "llama-2-70b", "llama-3.1-70b"), (gpu, name)
+        too_big = ("qwen2-72b", "llama-2-70b", "llama-3.1-70b", "llama-3.3-70b")
+        too_big += ("qwen3-235b-a22b", "deepseek-v3")  # 470 GB BF16, 685 GB FP8
+        assert fitting or name in too_big, (gpu, name)

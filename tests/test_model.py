@@ -66,7 +66,7 @@ def test_tp_must_divide_heads() -> None:
 
 def test_all_shipped_profiles_load() -> None:
     assert len(catalog.gpu_names()) == 7
-    assert len(catalog.model_names()) == 9
+    assert len(catalog.model_names()) == 14
     for name in catalog.gpu_names():
         g = catalog.load_gpu(name)
         assert g.sources, f"{name} lacks source notes"

@@ -172,7 +172,8 @@ def test_empty_length_file_is_clear(tmp_path: Path) -> None:
 
 def _help_examples() -> list[tuple[str, str]]:
     cmds = [["estimate"], ["profiles", "list"], ["profiles", "show"], ["evaluate"], ["plan"]]
-    cmds += [["simulate"], ["scale"], ["schema"], ["model", "import"]]
+    cmds += [["simulate"], ["scale"], ["schema"], ["model", "import"], ["compare"]]
+    cmds += [["launch"]]
     out = []
     for cmd in cmds:
         res = runner.invoke(app, [*cmd, "--help"], env={"COLUMNS": "200"})

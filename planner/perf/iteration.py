@@ -61,6 +61,8 @@ class IterationTimer:
     _q_rank: float = field(init=False, repr=False)
     _q_bytes_rank: float = field(init=False, repr=False)
     _kv_rank: float = field(init=False, repr=False)
+    _pair_rank: float = field(init=False, repr=False)
+    _io_rank: float = field(init=False, repr=False)
     _peak: float = field(init=False, repr=False)
     _kv_bw: float = field(init=False, repr=False)
     _attn_plateau: float = field(init=False, repr=False)
@@ -88,6 +90,13 @@ class IterationTimer:
         self._q_rank = m.q_dim / p.tp
         self._q_bytes_rank = 2 * m.q_dim / p.tp * m.kv_dtype_bytes
         self._kv_rank = p.kv_bytes_per_token_per_layer_rank
+        # per query-key FLOPs and Q/K/V/O bytes per chunk token on a rank (MLA, sliding window)
+        self._pair_rank = m.attention_flops_per_key / p.tp
+        if m.is_mla:
+            width = m.mla_qk_head_dim + (m.v_head_dim or 0)
+            self._io_rank = 2 * (m.num_heads / p.tp) * width * m.kv_dtype_bytes
+        else:
+            self._io_rank = self._q_bytes_rank
         self._peak = g.peak_flops(p.dtype)
         self._kv_bw = g.memory_bandwidth_bytes_s * g.memory_efficiency["kv_cache"]
         self._attn_plateau = g.attention.prefill_plateau
@@ -124,8 +133,16 @@ class IterationTimer:
     def decode_attention_s(self, kv_tokens: float, micro: int = 1, graphed: bool = True) -> float:
         """All layers' decode attention for a micro-batch of `micro` sequences reading
         `kv_tokens` KV tokens (as `InstancePerf.decode_attention`)."""
-        busy = self._kv_busy_s(kv_tokens) + self._kernel_fixed_s + micro * self._fixed_per_seq_s
-        return max(busy, self._launch[graphed]) * self.perf.model.num_layers
+        m = self.perf.model
+        if m.sliding_window is None:
+            busy = self._kv_busy_s(kv_tokens) + self._kernel_fixed_s + micro * self._fixed_per_seq_s
+            return max(busy, self._launch[graphed]) * m.num_layers
+        # local layers read at most `window` tokens of each sequence (its mean context counted)
+        fixed = self._kernel_fixed_s + micro * self._fixed_per_seq_s
+        local_kv = micro * min(kv_tokens / max(micro, 1), m.sliding_window)
+        glob = max(self._kv_busy_s(kv_tokens) + fixed, self._launch[graphed])
+        local = max(self._kv_busy_s(local_kv) + fixed, self._launch[graphed])
+        return glob * m.global_layers + local * m.local_layers
 
     def prompt_attention_s(self, prompt_tokens: np.ndarray) -> np.ndarray:
         """All layers' attention of each whole prompt on its own."""
@@ -140,12 +157,35 @@ class IterationTimer:
         FLOPs, bytes, efficiency and fixed costs), since a numpy call per simulated iteration would
         dominate the run time."""
         c, pre = float(chunk_tokens), float(prefix_tokens)
+        m = self.perf.model
+        if m.is_mla or m.sliding_window is not None:
+            glob = self._chunk_layer_s(c, pre, share, None)
+            if m.sliding_window is None:
+                return glob * m.num_layers
+            local = self._chunk_layer_s(c, pre, share, m.sliding_window)
+            return glob * m.global_layers + local * m.local_layers
         flops = share * 4.0 * c * (pre + c / 2.0) * self._q_rank
         bytes_ = share * (pre * self._kv_rank + c * (self._q_bytes_rank + self._kv_rank))
         keys = max(pre + c, 1.0)
         eff = self._attn_plateau * keys / (keys + self._attn_knee)
         busy = max(flops / (self._peak * eff), bytes_ / self._kv_bw) + self._kernel_fixed_s
         return max(busy, self._launch[False]) * self.perf.model.num_layers
+
+    def _chunk_layer_s(self, c: float, pre: float, share: float, window: int | None) -> float:
+        """One layer's chunk attention, the scalar form of `InstancePerf._chunk_attention_layer`
+        (MLA, sliding window)."""
+        if window is None:
+            keys, reread, seen = c * (pre + c / 2.0), pre, pre + c
+        else:
+            inside = min(max(window - pre, 0.0), c)
+            keys = inside * (pre + inside / 2.0) + (c - inside) * window
+            reread, seen = min(pre, window), min(pre + c, window)
+        flops = share * self._pair_rank * keys
+        bytes_ = share * (reread * self._kv_rank + c * (self._io_rank + self._kv_rank))
+        seen = max(seen, 1.0)
+        eff = self._attn_plateau * seen / (seen + self._attn_knee)
+        busy = max(flops / (self._peak * eff), bytes_ / self._kv_bw) + self._kernel_fixed_s
+        return max(busy, self._launch[False])
 
     def prefill_s(self, total_tokens: float, prompts: int, attention_s: float) -> float:
         """A prefill batch of `prompts` prompts, `total_tokens` tokens in all, whose per-prompt

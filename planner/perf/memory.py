@@ -42,6 +42,7 @@ def plan_memory(
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
     max_batched_tokens: int = DEFAULT_MAX_BATCHED_TOKENS,
     min_kv_tokens: int | None = None,
+    context_tokens: float | None = None,
 ) -> MemoryPlan:
     """KV bytes = memory·utilisation − weights/(tp·pp) − activations − runtime reserve.
 
@@ -51,26 +52,40 @@ def plan_memory(
     tokens (residual, QKV and the MLP intermediate, twice for in/out buffers). KV per token per GPU:
     ceil(layers/pp)·2·kv_heads_rank·head_dim·bytes. The plan does not fit when the weights leave
     no room or the KV cache cannot hold `min_kv_tokens` (default: the model's max context).
+
+    Architectures of docs/model.md §1.7–§1.10: stages of mixed dense and MoE layers are summed
+    layer by layer and the fullest stage counts; MLA's down-projections are held whole on every
+    rank and its latent KV (kv_lora_rank + rope) is not split by TP; weight matrices take
+    `weight_bytes_per_param` (quantisation scales included), the rest 16-bit; a local
+    (sliding-window) layer holds min(C, window) of a sequence's C tokens, so KV bytes per token
+    are counted at C = `context_tokens` (default: `min_kv_tokens`, else the max context).
     """
     problem = model.tp_problem(tp)
-    wb = model.weight_dtype_bytes
     layers_stage = math.ceil(model.num_layers / pp)
     if pp == 1:
         ends = model.embedding_params + model.lm_head_params  # lm_head_params is 0 when tied
     else:
         ends = max(model.embedding_params, model.lm_head_params)
-    weights = (layers_stage * model.layer_params + ends) * wb / tp
+    weights = _weights_per_gpu(model, tp, pp, ends)
     kv_heads_rank = model.kv_heads_per_rank(tp)
-    inter_rank = model.intermediate_size * model.experts_per_token / tp
-    qkv_rank = (model.q_dim + 2 * kv_heads_rank * model.head_dim * tp) / tp
+    inter_rank = model.max_active_intermediate / tp
+    if model.is_mla:  # Q, the decompressed K and V per rank, and the whole latent
+        latent = (model.q_lora_rank or 0) + model.mla_latent_dim
+        qkv_rank = (2 * model.q_dim + model.attn_out_dim) / tp + latent
+    else:
+        qkv_rank = (model.q_dim + 2 * kv_heads_rank * model.head_dim * tp) / tp
     ab = model.activation_dtype_bytes
     activations = 2.0 * max_batched_tokens * (model.hidden_size + qkv_rank + 2 * inter_rank) * ab
     reserve = gpu.runtime_reserve_gib * GIB
     usable = gpu.memory_bytes * gpu_memory_utilization
     kv_bytes = usable - weights - activations - reserve
-    per_token = layers_stage * 2.0 * kv_heads_rank * model.head_dim * model.kv_dtype_bytes
-    capacity = max(int(kv_bytes // per_token), 0)
     need = model.max_context if min_kv_tokens is None else min_kv_tokens
+    if model.is_mla or model.sliding_window is not None:
+        ctx = float(need if context_tokens is None else max(context_tokens, 1.0))
+        per_token = _kv_per_token_per_gpu(model, tp, pp, ctx)
+    else:
+        per_token = layers_stage * 2.0 * kv_heads_rank * model.head_dim * model.kv_dtype_bytes
+    capacity = max(int(kv_bytes // per_token), 0)
     reason = problem
     if reason is None and kv_bytes <= 0:
         reason = (
@@ -95,3 +110,40 @@ def plan_memory(
         fits=reason is None,
         reason=reason,
     )
+
+
+def _stages(num_layers: int, pp: int) -> list[tuple[int, int]]:
+    """Layer ranges [first, stop) of the pipeline stages: ⌈L/p⌉ layers each, the last fewer."""
+    n = math.ceil(num_layers / pp)
+    return [(s * n, min((s + 1) * n, num_layers)) for s in range(pp) if s * n < num_layers]
+
+
+def _weights_per_gpu(model: ModelSpec, tp: int, pp: int, ends: int) -> float:
+    """Weight bytes on one GPU of the fullest stage: its layers' weights / tp plus the
+    embedding/LM head `ends` / tp, and the replicated MLA down-projections whole."""
+    wpp, ob = model.weight_bytes_per_param, model.other_dtype_bytes
+    rep = model.replicated_params_per_layer
+    best = 0.0
+    for first, stop in _stages(model.num_layers, pp):
+        lin, other = model.layers_split(first, stop)
+        held = (stop - first) * rep
+        sharded = (lin - held) * wpp + other * ob + ends * ob
+        best = max(best, sharded / tp + held * wpp)
+    return best
+
+
+def _kv_per_token_per_gpu(model: ModelSpec, tp: int, pp: int, context: float) -> float:
+    """KV bytes per token on one GPU of the fullest stage for sequences of `context` tokens:
+    a global layer holds every token, a local one min(context, window) of them; MLA's latent is
+    held whole on every TP rank."""
+    if model.is_mla:  # the latent is not divided by tp
+        per_layer = model.kv_bytes_per_token_per_layer
+    else:
+        per_layer = 2.0 * model.kv_heads_per_rank(tp) * model.head_dim * model.kv_dtype_bytes
+    window = model.sliding_window
+    share = 1.0 if window is None else min(context, window) / context
+    best = 0.0
+    for first, stop in _stages(model.num_layers, pp):
+        glob = sum(1 for i in range(first, stop) if model.is_global_layer(i))
+        best = max(best, per_layer * (glob + (stop - first - glob) * share))
+    return best

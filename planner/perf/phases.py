@@ -70,7 +70,8 @@ class InstancePerf:
     # ---- static shapes ---------------------------------------------------------------------
     @property
     def dtype(self) -> str:
-        return self.model.dtype
+        """The dtype whose peak the kernels run at (`ModelSpec.compute_dtype`)."""
+        return self.model.compute_dtype
 
     @property
     def layers_per_stage(self) -> int:
@@ -86,8 +87,10 @@ class InstancePerf:
 
     @property
     def kv_bytes_per_token_per_layer_rank(self) -> float:
-        """KV bytes one TP rank stores per token per layer."""
+        """KV bytes one TP rank stores per token per layer (MLA: the whole latent)."""
         m = self.model
+        if m.is_mla:
+            return m.kv_bytes_per_token_per_layer
         return 2.0 * self.kv_heads_rank * m.head_dim * m.kv_dtype_bytes
 
     @property
@@ -109,10 +112,60 @@ class InstancePerf:
         return np.asarray(e.cuda_graph_decode & (np.asarray(micro_batch) <= e.cuda_graph_max_batch))
 
     # ---- operations --------------------------------------------------------------------------
-    def _gemm(self, tokens: np.ndarray, k: float, n: float, graphed: Graphed) -> OpTime:
+    def _gemm(
+        self, tokens: np.ndarray, k: float, n: float, graphed: Graphed, sixteen_bit: bool = False
+    ) -> OpTime:
+        """A GEMM of the layers' weight dtype, or (`sixteen_bit`) of a weight left 16-bit by
+        quantisation (LM head)."""
         m = self.model
         wb, ab = m.weight_dtype_bytes, m.activation_dtype_bytes
-        return gemm(self.gpu, self.dtype, tokens, k, n, wb, ab, _launch(self.gpu, graphed))
+        dtype = self.dtype
+        if sixteen_bit and m.is_quantised:
+            wb, dtype = m.other_dtype_bytes, "bf16"
+        return gemm(self.gpu, dtype, tokens, k, n, wb, ab, _launch(self.gpu, graphed))
+
+    def _mla_projections(self, tokens: np.ndarray, graphed: Graphed) -> OpTime:
+        """MLA's GEMMs on one rank (vLLM's layout, docs/model.md §1.7): the fused query and
+        latent-KV down-projection h → q_lora + kv_lora + rope, replicated on every rank; the
+        query up-projection q_lora → H·(nope+rope)/t (or h → H·(nope+rope)/t uncompressed); the
+        latent up-projection kv_lora → H·(nope + v)/t (absorbed into the query and output in
+        decode, same weights and FLOPs per token); the output H·v/t → h."""
+        m, tp, h = self.model, self.tp, self.model.hidden_size
+        kv_lora, heads = m.kv_lora_rank or 0, m.num_heads
+        q_lora = m.q_lora_rank or 0
+        t = self._gemm(tokens, h, q_lora + m.mla_latent_dim, graphed)
+        t = t + self._gemm(tokens, q_lora or h, m.q_dim / tp, graphed)
+        kv_up = heads * ((m.qk_nope_head_dim or 0) + (m.v_head_dim or 0)) / tp
+        t = t + self._gemm(tokens, kv_lora, kv_up, graphed)
+        return t + self._gemm(tokens, m.attn_out_dim / tp, h, graphed)
+
+    def _moe_mlp(self, t: OpTime | None, tokens: np.ndarray, graphed: Graphed) -> OpTime:
+        """`t` plus one MoE layer's MLP on one rank: the touched routed experts, the shared
+        experts (every token, as one fused MLP) and the router."""
+        m, tp = self.model, self.tp
+        up_factor = 2 if m.mlp == "gated" else 1
+        # Tokens spread over experts: each expert sees tokens·k/E rows; the expected number
+        # of distinct experts touched by `tokens` tokens is E·(1 − (1 − k/E)^tokens).
+        e, k = m.num_experts, m.experts_per_token
+        inter = m.expert_intermediate_size
+        rows = tokens * k / e
+        active = e * (1.0 - (1.0 - k / e) ** np.asarray(tokens, dtype=float))
+        expert = self._gemm(rows, m.hidden_size, up_factor * inter / tp, graphed)
+        expert = expert + self._gemm(rows, inter / tp, m.hidden_size, graphed)
+        t = expert.scale(active) if t is None else t + expert.scale(active)
+        if m.num_shared_experts:
+            shared = m.shared_intermediate_size
+            t = t + self._gemm(tokens, m.hidden_size, up_factor * shared / tp, graphed)
+            t = t + self._gemm(tokens, shared / tp, m.hidden_size, graphed)
+        return t + self._gemm(tokens, m.hidden_size, e, graphed)  # router
+
+    def _dense_mlp(self, t: OpTime | None, tokens: np.ndarray, graphed: Graphed) -> OpTime:
+        """`t` plus a dense MLP of intermediate_size on one rank."""
+        m, tp = self.model, self.tp
+        up = (2 if m.mlp == "gated" else 1) * m.intermediate_size / tp
+        d = self._gemm(tokens, m.hidden_size, up, graphed)
+        t = d if t is None else t + d
+        return t + self._gemm(tokens, m.intermediate_size / tp, m.hidden_size, graphed)
 
     def _layer_linear(self, tokens: np.ndarray, graphed: Graphed) -> tuple[OpTime, np.ndarray]:
         """One transformer layer on one TP rank without its attention kernel: the GEMMs, the
@@ -120,29 +173,31 @@ class InstancePerf:
         on the number of tokens in the iteration."""
         m, g, tp = self.model, self.gpu, self.tp
         ab = m.activation_dtype_bytes
-        qkv_out = m.q_dim / tp + 2 * self.kv_heads_rank * m.head_dim
-        t = self._gemm(tokens, m.hidden_size, qkv_out, graphed)
-        t = t + self._gemm(tokens, m.q_dim / tp, m.hidden_size, graphed)
-        up_factor = 2 if m.mlp == "gated" else 1
-        if m.is_moe:
-            # Tokens spread over experts: each expert sees tokens·k/E rows; the expected number
-            # of distinct experts touched by `tokens` tokens is E·(1 − (1 − k/E)^tokens).
-            e, k = m.num_experts, m.experts_per_token
-            rows = tokens * k / e
-            active = e * (1.0 - (1.0 - k / e) ** np.asarray(tokens, dtype=float))
-            expert = self._gemm(rows, m.hidden_size, up_factor * m.intermediate_size / tp, graphed)
-            expert = expert + self._gemm(rows, m.intermediate_size / tp, m.hidden_size, graphed)
-            t = t + expert.scale(active)
-            t = t + self._gemm(tokens, m.hidden_size, e, graphed)  # router
+        if m.is_mla:
+            t = self._mla_projections(tokens, graphed)
         else:
-            up = up_factor * m.intermediate_size / tp
-            t = t + self._gemm(tokens, m.hidden_size, up, graphed)
-            t = t + self._gemm(tokens, m.intermediate_size / tp, m.hidden_size, graphed)
+            qkv_out = m.q_dim / tp + 2 * self.kv_heads_rank * m.head_dim
+            t = self._gemm(tokens, m.hidden_size, qkv_out, graphed)
+            t = t + self._gemm(tokens, m.q_dim / tp, m.hidden_size, graphed)
+        moe_layers = m.moe_layers
+        if moe_layers == m.num_layers:
+            t = self._moe_mlp(t, tokens, graphed)
+        elif moe_layers == 0:
+            t = self._dense_mlp(t, tokens, graphed)
+        else:
+            # the mean layer: MoE and dense MLPs weighted by their layer counts (DeepSeek's
+            # first_k_dense_replace, Qwen's mlp_only_layers)
+            share = moe_layers / m.num_layers
+            t = t + self._moe_mlp(None, tokens, graphed).scale(share)
+            t = t + self._dense_mlp(None, tokens, graphed).scale(1.0 - share)
         # Element-wise kernels, memory bound: two fused residual-add + RMSNorm (each reads the
         # residual and the input and writes both: 4h), rotary embedding (reads and writes Q and
         # K on the rank) and the gated activation (reads 2I/t, writes I/t): 4 kernels.
-        inter_rank = m.intermediate_size * m.experts_per_token / tp
-        qk_rank = m.q_dim / tp + self.kv_heads_rank * m.head_dim
+        inter_rank = m.active_intermediate / tp
+        if m.is_mla:  # Q on the rank and the latent (norm, rotary)
+            qk_rank = m.q_dim / tp + m.mla_latent_dim
+        else:
+            qk_rank = m.q_dim / tp + self.kv_heads_rank * m.head_dim
         per_token = 8 * m.hidden_size + 2 * qk_rank + 3 * inter_rank
         elem_bytes = np.asarray(tokens, dtype=float) * per_token * ab
         t = t + roofline(
@@ -184,7 +239,7 @@ class InstancePerf:
         the engine's per-sequence CPU cost (sampling, output processing)."""
         m = self.model
         rows = np.asarray(logit_rows, dtype=float)
-        t = self._gemm(rows, m.hidden_size, m.vocab_size / self.tp, graphed)
+        t = self._gemm(rows, m.hidden_size, m.vocab_size / self.tp, graphed, sixteen_bit=True)
         return OpTime(
             t.compute_s, t.memory_s, t.launch_s + rows * self.engine.per_sequence_overhead_s
         )
@@ -217,11 +272,22 @@ class InstancePerf:
 
         FLOPs 4·c·(prefix + c/2)·q_dim/tp (2·L²·q_dim/tp for a whole prompt) at the GPU's
         prefill-attention efficiency for prefix + c keys; bytes: the prefix KV re-read plus Q, K, V
-        read and O written, prefix·kv_rank + c·(2·q_dim/tp + kv_rank)."""
+        read and O written, prefix·kv_rank + c·(2·q_dim/tp + kv_rank).
+
+        MLA (prefill runs the decompressed form): FLOPs per query-key pair
+        2·(H/tp)·(nope + rope + v), Q, K, V, O per chunk token 2·(H/tp)·(nope + rope + v)
+        elements. A local (sliding-window) layer attends to at most `window` keys and re-reads
+        at most `window` prefix tokens; the result is then the mean over global and local
+        layers (docs/model.md §1.9)."""
         m, g = self.model, self.gpu
         c = np.asarray(chunk_tokens, dtype=float)
         pre = np.asarray(prefix_tokens, dtype=float)
         k = np.asarray(count, dtype=float)
+        if m.is_mla or m.sliding_window is not None:
+            glob = self._chunk_attention_layer(c, pre, k, None)
+            if m.sliding_window is None:
+                return glob
+            return self._mean_layer(glob, self._chunk_attention_layer(c, pre, k, m.sliding_window))
         kv_rank = self.kv_bytes_per_token_per_layer_rank
         flops = k * 4.0 * c * (pre + c / 2.0) * m.q_dim / self.tp
         bytes_ = k * (pre * kv_rank + c * (2 * m.q_dim / self.tp * m.kv_dtype_bytes + kv_rank))
@@ -236,6 +302,44 @@ class InstancePerf:
             launch_floor_s(g, False),
         )
 
+    def _chunk_attention_layer(
+        self, c: np.ndarray, pre: np.ndarray, k: np.ndarray, window: int | None
+    ) -> OpTime:
+        """One layer's chunk attention (the general form of `chunk_attention`), attending to at
+        most `window` keys when given."""
+        m, g = self.model, self.gpu
+        kv_rank = self.kv_bytes_per_token_per_layer_rank
+        pair = m.attention_flops_per_key / self.tp
+        if m.is_mla:
+            heads = m.num_heads / self.tp
+            io = 2 * heads * (m.mla_qk_head_dim + (m.v_head_dim or 0)) * m.kv_dtype_bytes
+        else:
+            io = 2 * m.q_dim / self.tp * m.kv_dtype_bytes
+        if window is None:
+            keys, reread, seen = c * (pre + c / 2.0), pre, pre + c
+        else:
+            # Σ over the chunk's queries at positions pre+1..pre+c of min(position, window)
+            inside = np.clip(window - pre, 0.0, c)
+            keys = inside * (pre + inside / 2.0) + (c - inside) * window
+            reread, seen = np.minimum(pre, window), np.minimum(pre + c, window)
+        return roofline(
+            k * pair * keys,
+            k * (reread * kv_rank + c * (io + kv_rank)),
+            g.peak_flops(self.dtype),
+            g.prefill_attention_efficiency(seen),
+            g.memory_bandwidth_bytes_s,
+            g.memory_efficiency["kv_cache"],
+            g.kernel_fixed_s,
+            launch_floor_s(g, False),
+        )
+
+    def _mean_layer(self, glob: OpTime, local: OpTime) -> OpTime:
+        """The mean layer of a model whose global and local layers take `glob` and `local`."""
+        m = self.model
+        return glob.scale(m.global_layers / m.num_layers) + local.scale(
+            m.local_layers / m.num_layers
+        )
+
     def decode_attention_busy_s(self, kv_tokens: np.ndarray | float) -> OpTime:
         """Busy time of one layer's paged decode attention reading `kv_tokens` KV tokens in all
         (micro-batch × context): kv_tokens·kv_rank bytes at the GPU's KV-read efficiency, and
@@ -243,8 +347,15 @@ class InstancePerf:
         kv_tokens: how they split into sequences only matters through the fixed costs."""
         m, g = self.model, self.gpu
         x = np.asarray(kv_tokens, dtype=float)
+        if m.is_mla:
+            # vLLM's MLA decode (weights absorbed): every head of the rank scores the latent
+            # (kv_lora + rope) and sums it (kv_lora); the rank reads the whole latent once.
+            heads = m.num_heads / self.tp
+            flops = 2.0 * x * heads * (m.mla_latent_dim + (m.kv_lora_rank or 0))
+        else:
+            flops = 4.0 * x * m.q_dim / self.tp
         return roofline(
-            4.0 * x * m.q_dim / self.tp,
+            flops,
             x * self.kv_bytes_per_token_per_layer_rank,
             g.peak_flops(self.dtype),
             g.attention.prefill_plateau,
@@ -269,9 +380,21 @@ class InstancePerf:
     ) -> OpTime:
         """Paged decode attention of a micro-batch with mean context `context_tokens`, one kernel
         per layer (docs/model.md §2.4): the busy time of reading every request's whole KV plus
-        the fixed costs, at least a launch when eager."""
+        the fixed costs, at least a launch when eager. A local (sliding-window) layer reads at
+        most `window` tokens per sequence: the mean over global and local layers."""
         micro = np.asarray(micro_batch, dtype=float)
-        busy = self.decode_attention_busy_s(micro * np.asarray(context_tokens, dtype=float))
+        ctx = np.asarray(context_tokens, dtype=float)
+        glob = self._decode_attention_layer(micro, ctx, graphed)
+        window = self.model.sliding_window
+        if window is None:
+            return glob
+        local = self._decode_attention_layer(micro, np.minimum(ctx, window), graphed)
+        return self._mean_layer(glob, local)
+
+    def _decode_attention_layer(
+        self, micro: np.ndarray, ctx: np.ndarray, graphed: Graphed
+    ) -> OpTime:
+        busy = self.decode_attention_busy_s(micro * ctx)
         fixed = self.decode_attention_fixed_s(micro)
         wait = np.maximum(_launch(self.gpu, graphed) - busy.total_s - fixed, 0.0)
         return OpTime(busy.compute_s, busy.memory_s, fixed + wait)

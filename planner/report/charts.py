@@ -1,12 +1,15 @@
-"""PNG charts of the plan report (the optional `plot` extra, matplotlib): the Pareto frontier
-and the sensitivity panels. Each returns PNG bytes, or None without matplotlib. matplotlib is
-imported only here and only when a chart is drawn."""
+"""PNG charts (the optional `plot` extra, matplotlib): the plan report's Pareto frontier,
+sensitivity panels and GPUs per ramp step, and `ecoplan compare`'s costs per GPU type. Each
+returns PNG bytes, or None without matplotlib. matplotlib is imported only here and only when
+a chart is drawn."""
 
 from __future__ import annotations
 
 import io
 from typing import Any
 
+from planner.compare import Comparison
+from planner.pipeline import ScaleOutcome
 from planner.search import PlanResult
 from planner.sensitivity import SensitivityTable
 
@@ -67,3 +70,63 @@ def sensitivity_png(tables: list[SensitivityTable]) -> bytes | None:
         ax.set_ylabel("goodput per GPU (req/s)")
     axes[0].legend(fontsize=8)
     return _png(plt, fig, 100)
+
+
+def scaling_png(scaling: ScaleOutcome, cluster_gpus: int) -> bytes | None:
+    """GPUs per step of the rate ramp, one line per strategy, with the cluster's size drawn
+    across (steps above it assume a grown cluster); None when no strategy has a schedule."""
+    plans = [p for p in scaling.plans if p.steps]
+    if not plans:
+        return None
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = list(range(len(scaling.ramp.rates)))
+    for p in plans:
+        ax.step(x, [s.gpus for s in p.steps], where="mid", marker="o", label=p.strategy)
+    ax.axhline(cluster_gpus, color="k", linestyle="--", linewidth=1)
+    ax.annotate(
+        f"cluster: {cluster_gpus} GPUs", (x[-1], cluster_gpus), fontsize=8, ha="right", va="top"
+    )
+    ax.set_xticks(x, [f"{r:g}" for r in scaling.ramp.rates])
+    ax.set_xlabel(f"request rate (req/s), {scaling.ramp.step_hours:g} h per step")
+    ax.set_ylabel("GPUs")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    return _png(plt, fig, 110)
+
+
+def plot_available() -> bool:
+    """Whether the `plot` extra (matplotlib) is installed, so that charts can be drawn."""
+    return _pyplot() is not None
+
+
+def compare_png(cmp: Comparison) -> bytes | None:
+    """The GPU comparison as two bar panels, cheapest on top: cost per hour of the GPUs the
+    target rate needs (with their count), and cost per million output tokens at goodput.
+    None without matplotlib or when no GPU has a plan."""
+    rows = [(o, o.best) for o in cmp.options if o.best is not None]
+    if not rows:
+        return None
+    plt = _pyplot()
+    if plt is None:
+        return None
+    shapes = len({o.shape for o in cmp.options}) > 1
+    labels = [f"{o.gpu} ({o.shape})" if shapes else o.gpu for o, _ in rows][::-1]
+    for_target = [b.cost_per_hour or 0.0 for _, b in rows][::-1]
+    per_million = [b.cost_per_million_tokens for _, b in rows][::-1]
+    needed = [b.gpus_needed for _, b in rows][::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.5 * len(rows) + 1.6), sharey=True)
+    bars = left.barh(labels, for_target, color="tab:blue")
+    left.bar_label(bars, [f" {n} GPUs" for n in needed], fontsize=8)
+    left.set_xlabel(f"US$ per hour for {cmp.target_rate:g} req/s")
+    left.margins(x=0.25)
+    right.barh(labels, per_million, color="tab:green")
+    right.set_xlabel("US$ per million output tokens at goodput")
+    fig.suptitle(
+        f"{cmp.scenario.model.name}, {cmp.scenario.workload.name}: cheapest GPU for "
+        f"{cmp.target_rate:g} req/s",
+        fontsize=10,
+    )
+    return _png(plt, fig, 110)

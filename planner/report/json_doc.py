@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from planner.compare import Comparison
 from planner.estimate import EstimateGrid, EstimateRow
 from planner.evaluate import Evaluation
 from planner.hardware import GPU
@@ -16,6 +17,7 @@ from planner.model import ModelSpec
 from planner.perf import PhaseTime
 from planner.perf.calibrate import Calibration, ErrorSummary
 from planner.pipeline import PlanOutcome, ScaleOutcome
+from planner.report.launch import LaunchInput
 from planner.search import Ranked
 from planner.sensitivity import SensitivityTable
 from planner.simulate.evaluate import SimReport
@@ -74,6 +76,9 @@ def scenario(s: Scenario) -> dict[str, Any]:
     inp, out = s.sample()
     arr = s.workload.arrivals
     limits = s.engine.limits(c.gpu.name, c.gpu.memory_gib, int(max(inp + out)))
+    # the longest request the plan serves, as the instance models size it (max_model_len)
+    longest = int(min(float((inp + out).max()), s.model.max_context))
+    whole = s.engine.limits(c.gpu.name, c.gpu.memory_gib, longest, chunked=False)
     return {
         "cluster": {
             "gpu": c.gpu.name,
@@ -87,6 +92,8 @@ def scenario(s: Scenario) -> dict[str, Any]:
         "model": {
             "name": s.model.name,
             "dtype": s.model.dtype,
+            "kv_dtype": s.model.cache_dtype,
+            "hf_id": s.model.hf_id,
             "params_total": s.model.param_count,
             "params_active": s.model.active_param_count,
             "kv_bytes_per_token": s.model.kv_bytes_per_token,
@@ -108,6 +115,11 @@ def scenario(s: Scenario) -> dict[str, Any]:
             "name": s.engine.name,
             "max_num_seqs": limits.max_num_seqs,
             "max_num_batched_tokens": limits.max_num_batched_tokens,
+            "max_num_batched_tokens_unchunked": whole.max_num_batched_tokens,
+            "max_model_len": longest,
+            "gpu_memory_utilization": s.engine.gpu_memory_utilization,
+            "enforce_eager": not s.engine.cuda_graph_decode,
+            "disable_custom_all_reduce": not s.engine.custom_allreduce,
         },
     }
 
@@ -387,13 +399,19 @@ def profile_doc(profile: GPU | ModelSpec) -> dict[str, Any]:
     )
 
 
-def model_import_doc(spec: ModelSpec, path: Path) -> dict[str, Any]:
-    """`ecoplan model import`: the imported model's facts and where its profile went."""
+def model_import_doc(
+    spec: ModelSpec, path: Path, warnings: list[str] | None = None
+) -> dict[str, Any]:
+    """`ecoplan model import`: the imported model's facts, where its profile went and the
+    config keys it did not understand."""
+    longest = spec.max_context
     return _doc(
         "model import",
         name=spec.name,
         path=str(path),
         **_model_facts(spec),
+        kv_bytes_per_token_at_max_context=float(spec.kv_bytes_per_sequence(longest)) / longest,
+        warnings=list(warnings or []),
         profile=spec.model_dump(mode="json", exclude_none=True),
     )
 
@@ -454,4 +472,42 @@ def calibrate_doc(cal: Calibration, path: Path) -> dict[str, Any]:
             }
             for r in cal.rows
         ],
+    )
+
+
+def compare_doc(cmp: Comparison, files: list[Path]) -> dict[str, Any]:
+    """`ecoplan compare`: the plan on each GPU type, cheapest for the target rate first."""
+    cheapest = cmp.cheapest
+    return _doc(
+        "compare",
+        scenario=scenario(cmp.scenario),
+        target_rate_rps=cmp.target_rate,
+        target_source=cmp.target_source,
+        cheapest=cheapest.gpu if cheapest is not None else None,
+        options=[
+            {
+                "gpu": o.gpu,
+                "nodes": o.nodes,
+                "gpus_per_node": o.gpus_per_node,
+                "total_gpus": o.total_gpus,
+                "price_per_gpu_hour": o.price_per_gpu_hour,
+                "cluster_cost_per_hour": o.cluster_cost_per_hour,
+                "best": _ranked(o.best) if o.best is not None else None,
+                "skipped": o.skipped,
+            }
+            for o in cmp.options
+        ],
+        files=[str(f) for f in files],
+    )
+
+
+def launch_doc(inp: LaunchInput, directory: Path, files: list[Path]) -> dict[str, Any]:
+    """`ecoplan launch`: the deployment launched and the files written."""
+    return _doc(
+        "launch",
+        deployment=deployment(inp.deployment),
+        goodput_rps=inp.goodput_rps,
+        hf_id=inp.hf_id,
+        directory=str(directory),
+        files=[str(f) for f in files],
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from planner.hardware import Cluster
 from planner.pipeline import PlanOutcome, ScaleOutcome
 from planner.scaling import ScaleStep
 from planner.search import Ranked
@@ -25,11 +26,12 @@ def _money(x: float | None) -> str:
 
 
 def _row(r: Ranked, target: float | None) -> list[str]:
+    """A ranked candidate's cells in `_head(target)` order."""
     g = r.goodput
     d = g.deployment
     p = g.prediction
     tps = (1.0 / p.tpot_s[50]) if p and p.tpot_s.get(50, 0) > 0 else 0.0
-    return [
+    cells = [
         f"{d.strategy} ({FAMILY[d.strategy]})",
         d.label(),
         str(d.gpus),
@@ -43,6 +45,7 @@ def _row(r: Ranked, target: float | None) -> list[str]:
         _money(r.cost_per_million_tokens),
         f"{g.binding}: {g.detail}",
     ]
+    return cells if target is not None else [c for i, c in enumerate(cells) if i not in _TARGET]
 
 
 HEAD = [
@@ -59,6 +62,12 @@ HEAD = [
     "$/M output tokens",
     "binding constraint",
 ]
+_TARGET = {HEAD.index("GPUs for target"), HEAD.index("$/h for target")}
+
+
+def _head(target: float | None) -> list[str]:
+    """HEAD without the target-rate columns when there is no target rate to fill them."""
+    return HEAD if target is not None else [h for i, h in enumerate(HEAD) if i not in _TARGET]
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -165,9 +174,17 @@ def mitosis_cells(step: ScaleStep) -> list[str]:
     return [f"{step.rate:g}/s", step.label(), step.event, str(step.gpus), f"{step.attainment:.1%}"]
 
 
-def _scaling_section(scaling: ScaleOutcome) -> list[str]:
+def _scaling_section(
+    scaling: ScaleOutcome, cluster: Cluster, png_name: str | None = None
+) -> list[str]:
     plans, ramp = scaling.plans, scaling.ramp
     rates = ", ".join(f"{r:g}" for r in ramp.rates)
+    total = cluster.total_gpus
+
+    def gpus(n: int) -> str:
+        return f"{n} †" if n > total else str(n)
+
+    over = [s.gpus for p in plans for s in p.steps if s.gpus > total]
     lines = [
         "## Scaling over a rate ramp",
         "",
@@ -183,7 +200,7 @@ def _scaling_section(scaling: ScaleOutcome) -> list[str]:
                 [
                     p.strategy,
                     f"{p.gpu_hours:,.0f}",
-                    str(max(s.gpus for s in p.steps)),
+                    gpus(max(s.gpus for s in p.steps)),
                     f"{p.min_attainment:.1%}",
                 ]
                 for p in plans
@@ -194,10 +211,21 @@ def _scaling_section(scaling: ScaleOutcome) -> list[str]:
         "",
         _table(
             ["strategy", *(f"{r:g}/s" for r in ramp.rates)],
-            [[p.strategy, *(str(s.gpus) for s in p.steps)] for p in plans],
+            [[p.strategy, *(gpus(s.gpus) for s in p.steps)] for p in plans],
         ),
         "",
     ]
+    if over:
+        per_node = cluster.gpus_per_node
+        nodes = math.ceil(max(over) / per_node)
+        lines += [
+            f"† More GPUs than the cluster's {total}: these steps assume the cluster grows by "
+            f"whole nodes of {per_node} GPUs (up to {nodes} nodes, {nodes * per_node} GPUs), so "
+            "the ramp is a capacity plan, not a fit into the current cluster.",
+            "",
+        ]
+    if png_name:
+        lines += [f"![GPUs per ramp step]({png_name})", ""]
     for p in plans:
         if p.steps and p.steps[0].macro_sizes:
             lines += [
@@ -210,9 +238,13 @@ def _scaling_section(scaling: ScaleOutcome) -> list[str]:
 
 
 def render_markdown(
-    outcome: PlanOutcome, png_name: str | None = None, sensitivity_png: str | None = None
+    outcome: PlanOutcome,
+    png_name: str | None = None,
+    sensitivity_png: str | None = None,
+    scaling_png: str | None = None,
 ) -> str:
-    """The report; `png_name` and `sensitivity_png` are chart files written beside it."""
+    """The report; `png_name`, `sensitivity_png` and `scaling_png` are chart files written
+    beside it."""
     res = outcome.plan
     s = res.scenario
     c = s.cluster
@@ -258,14 +290,20 @@ def render_markdown(
             )
     lines += ["", "## Best deployment per strategy", ""]
     best_rows = [v[0] for v in res.per_strategy.values() if v]
-    lines += [_table(HEAD, [_row(r, target) for r in best_rows]), ""]
+    lines += [_table(_head(target), [_row(r, target) for r in best_rows]), ""]
+    if target is None:
+        lines += [
+            "GPUs and cost per hour for a target rate are shown when the plan's objective sets "
+            "`target_rate` (req/s).",
+            "",
+        ]
     if res.infeasible:
         lines += ["Strategies with no deployment meeting the SLO:", ""]
         lines += [f"- **{k}**: {v}" for k, v in res.infeasible.items()]
         lines.append("")
     lines += ["## Runner-up plans", ""]
     runners = [r for v in res.per_strategy.values() for r in v[1:]]
-    lines += [_table(HEAD, [_row(r, target) for r in runners]) if runners else "None.", ""]
+    lines += [_table(_head(target), [_row(r, target) for r in runners]) if runners else "None.", ""]
     lines += [
         "## Pareto frontier: goodput per GPU vs per-user tokens/s",
         "",
@@ -293,7 +331,7 @@ def render_markdown(
     if outcome.kv_tables:
         lines += _kv_section(outcome.kv_tables, s.kv.policy)
     if outcome.scaling:
-        lines += _scaling_section(outcome.scaling)
+        lines += _scaling_section(outcome.scaling, c, scaling_png)
     if outcome.confirmed:
         lines += _confirmation_section(outcome.confirmed)
     g0 = c.gpu
@@ -312,7 +350,7 @@ def render_markdown(
         "",
         f"- Performance model (docs/model.md §2): a list of operations per phase, each timed "
         f"by {g0.name}'s predictors — GEMMs at up to {g0.gemm.plateau:.0%} of "
-        f"{g0.peak_flops(s.model.dtype) / 1e12:g} dense TFLOPS (half that at "
+        f"{g0.peak_flops(s.model.compute_dtype) / 1e12:g} dense TFLOPS (half that at "
         f"{g0.gemm.knee_tokens:g} tokens), weights streamed at "
         f"{g0.memory_efficiency['weights']:.0%} and KV read at "
         f"{g0.memory_efficiency['kv_cache']:.0%} of {g0.memory_bandwidth_gb_s:g} GB/s, "

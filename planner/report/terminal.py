@@ -3,16 +3,20 @@ these return; the same objects also render as JSON (json_doc.py) and markdown (m
 
 from __future__ import annotations
 
+import math
+
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from planner.compare import Comparison
 from planner.estimate import Estimate, EstimateGrid
 from planner.evaluate import Evaluation
 from planner.hardware import GPU
 from planner.model import ModelSpec
 from planner.perf.calibrate import Calibration, ErrorSummary, summary_label
 from planner.pipeline import PlanOutcome, ScaleOutcome
+from planner.report.launch import PLACEHOLDER, LaunchInput
 from planner.report.markdown import MITOSIS_COLUMNS, mitosis_cells
 from planner.simulate.evaluate import SimReport
 from planner.strategies import Scenario
@@ -135,15 +139,36 @@ def profile(name: str, spec: dict[str, object]) -> list[RenderableType]:
 
 def model_imported(spec: ModelSpec, target: str) -> list[RenderableType]:
     moe = f", MoE {spec.num_experts}×top-{spec.experts_per_token}" if spec.is_moe else ""
-    return [
+    if spec.num_shared_experts:
+        moe += f" + {spec.num_shared_experts} shared"
+    if spec.is_moe and spec.dense_layers:
+        moe += f", {spec.dense_layers} dense layers"
+    if spec.is_mla:
+        attn = f"{spec.num_heads} heads, MLA latent {spec.kv_lora_rank}+{spec.qk_rope_head_dim}"
+    else:
+        attn = f"{spec.num_heads} heads / {spec.num_kv_heads} KV heads × {spec.head_dim}"
+    lines: list[RenderableType] = [
         Text(
             f"{spec.name}: {spec.param_count / 1e9:.1f} B parameters "
             f"({spec.active_param_count / 1e9:.1f} B active), {spec.num_layers} layers, "
-            f"{spec.num_heads} heads / {spec.num_kv_heads} KV heads × {spec.head_dim}{moe}, "
-            f"{spec.kv_bytes_per_token / 1024:.0f} KiB KV per token"
-        ),
-        Text(f"profile written to {target}; use it as  model: {{profile: {target}}}"),
+            f"{attn}{moe}, {spec.kv_bytes_per_token / 1024:.0f} KiB KV per token"
+        )
     ]
+    extra = [f"weights {spec.dtype}, {spec.weight_bytes / 1e9:.1f} GB"]
+    if spec.quant_group_size:
+        extra[0] += f" (one scale per {spec.quant_group_size} weights)"
+    if spec.mtp_layers:
+        extra.append(f"{spec.mtp_layers} MTP module(s), {spec.mtp_params / 1e9:.1f} B, not served")
+    if spec.sliding_window is not None:
+        at_max = spec.kv_bytes_per_sequence(spec.max_context) / spec.max_context
+        extra.append(
+            f"sliding window {spec.sliding_window:,} tokens on {spec.local_layers} of "
+            f"{spec.num_layers} layers: {at_max / 1024:.0f} KiB KV per token at "
+            f"{spec.max_context:,} tokens"
+        )
+    lines.append(Text("; ".join(extra)))
+    lines.append(Text(f"profile written to {target}; use it as  model: {{profile: {target}}}"))
+    return lines
 
 
 def scenario_line(s: Scenario) -> Text:
@@ -362,3 +387,96 @@ def calibration(cal: Calibration, out: str) -> list[RenderableType]:
         Text(f"profile written to {out}; use it as  --gpu {out}  or  cluster.gpu: {out}")
     )
     return out_lines
+
+
+def _money(x: float | None, places: int = 2) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"${x:,.{places}f}"
+
+
+def comparison(cmp: Comparison, chart: str | None = None) -> list[RenderableType]:
+    """`ecoplan compare`: one row per GPU type (and cluster shape), cheapest for the target
+    rate first; then why any GPU was skipped, and the verdict."""
+    s = cmp.scenario
+    rate = f"{cmp.target_rate:g}/s"
+    t = _table(
+        f"which GPU is cheapest: {s.model.name}, workload {s.workload.name}, SLO TTFT "
+        f"{s.slo.ttft_s:g} s / TPOT {s.slo.tpot_s * 1e3:g} ms at P{s.slo.attainment:g}; "
+        f"target {cmp.target_rate:g} req/s ({cmp.target_source})",
+        [
+            "GPU",
+            "nodes×GPUs",
+            "$/GPU-h",
+            "best strategy",
+            "deployment",
+            "goodput/GPU",
+            "cluster $/h",
+            "$/M output tokens",
+            f"GPUs for {rate}",
+            f"$/h for {rate}",
+        ],
+        right_from=5,
+    )
+    t.columns[2].justify = "right"
+    for o in cmp.options:
+        b = o.best
+        head = [o.gpu, o.shape, f"${o.price_per_gpu_hour:.2f}"]
+        cost = _money(o.cluster_cost_per_hour)
+        if b is None:
+            t.add_row(*head, "–", "skipped (below)", "–", cost, "–", "–", "–")
+            continue
+        d = b.deployment
+        t.add_row(
+            *head,
+            f"{d.strategy} ({d.family})",
+            d.label(),
+            f"{b.goodput.per_gpu:.3f}",
+            cost,
+            _money(b.cost_per_million_tokens, 3),
+            str(b.gpus_needed) if b.gpus_needed is not None else "–",
+            _money(b.cost_per_hour),
+        )
+    out: list[RenderableType] = [t]
+    for o in cmp.options:
+        if o.skipped is not None:
+            out.append(Text(f"{o.gpu} ({o.shape}) skipped: {o.skipped}"))
+    best = cmp.cheapest
+    if best is None or best.best is None:
+        out.append(Text("no GPU type meets the SLO"))
+    else:
+        b = best.best
+        per_m = min(
+            (o for o in cmp.options if o.best is not None),
+            key=lambda o: o.best.cost_per_million_tokens if o.best else math.inf,
+        )
+        tail = (
+            ""
+            if per_m is best or per_m.best is None
+            else f"; lowest $/M output tokens at goodput: {per_m.gpu} "
+            f"({_money(per_m.best.cost_per_million_tokens, 3)})"
+        )
+        out.append(
+            Text.from_markup(
+                f"[bold green]cheapest for {cmp.target_rate:g} req/s:[/] {best.gpu} — "
+                f"{b.gpus_needed} GPUs, {_money(b.cost_per_hour)} per hour "
+                f"({b.deployment.strategy} {b.deployment.label()}){tail}"
+            )
+        )
+    if chart is not None:
+        out.append(Text(f"chart written to {chart}"))
+    return out
+
+
+def launch(inp: LaunchInput, directory: str, files: list[str]) -> list[RenderableType]:
+    """The launch files written, and what to read next."""
+    dep = inp.deployment
+    lines = [
+        f"launch files for {dep.strategy} {dep.label()} of {inp.model} "
+        f"(predicted goodput {inp.goodput_rps:.3g} req/s) in {directory}:",
+        *(f"  {f}" for f in files),
+        f"start with {directory}/README.md",
+    ]
+    if inp.hf_id is None:
+        lines.append(
+            f"note: the model's Hugging Face id is unknown; the commands use {PLACEHOLDER}"
+        )
+    return [Text("\n".join(lines))]

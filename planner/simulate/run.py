@@ -179,7 +179,7 @@ def _fudg(
     )
     loop = _Loop(insts)
     c = scen.cluster
-    kv_per_token = scen.model.kv_bytes_per_token
+    kv_bytes = scen.model.kv_bytes_per_sequence  # of a prompt (sliding window: capped)
     rng = np.random.default_rng([seed, 3])
     first = rng.integers(0, n_p, stream.size).tolist()
     pick = rng.random(stream.size).tolist()
@@ -206,7 +206,7 @@ def _fudg(
     def prefilled(src: int) -> Callable[[int, float], None]:
         def hand_on(rid: int, done_s: float) -> None:
             node = p_node[src]
-            size = table.prompt[rid] * kv_per_token
+            size = kv_bytes(table.prompt[rid])
             if network:
                 dst = min(int(pick[rid] * n_d), n_d - 1)
                 dn = d_node[dst]

@@ -269,17 +269,6 @@ class Scenario:
         # prefills are not chunked outside Sarathi: a whole prompt must fit one iteration; the
         # deployment sets max_model_len to the longest request it serves (`need`)
         limits = eng.limits(gpu.name, gpu.memory_gib, need, chunked=False)
-        mem = plan_memory(
-            self.model,
-            gpu,
-            tp,
-            pp,
-            gpu_memory_utilization=eng.gpu_memory_utilization,
-            max_batched_tokens=limits.max_num_batched_tokens,
-            min_kv_tokens=need,
-        )
-        perf = InstancePerf(self.model, gpu, self.cluster.link, tp, pp, eng)
-        prefill = perf.prefill(inp).total_s
         # time-average context over decoding requests: weight each request by its decode length
         w = np.maximum(out - 1.0, 1e-9)
         ctx = float(np.sum(w * (inp + out / 2.0)) / np.sum(w))
@@ -288,6 +277,18 @@ class Scenario:
         held = held_tokens(self.kv, inp, out, self.max_output_tokens, pred)
         held_mean = float(np.sum(w * held) / np.sum(w))
         held_var = float(np.sum(w * (held - held_mean) ** 2) / np.sum(w))
+        mem = plan_memory(
+            self.model,
+            gpu,
+            tp,
+            pp,
+            gpu_memory_utilization=eng.gpu_memory_utilization,
+            max_batched_tokens=limits.max_num_batched_tokens,
+            min_kv_tokens=need,
+            context_tokens=held_mean,  # sliding-window KV per token at the mean held tokens
+        )
+        perf = InstancePerf(self.model, gpu, self.cluster.link, tp, pp, eng)
+        prefill = perf.prefill(inp).total_s
         kv_limit = mem.kv_capacity_tokens / max(held_mean, 1.0)
         seqs = limits.max_num_seqs
         limit = min(kv_limit, float(seqs))

@@ -76,7 +76,7 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
             "prefill capacity", f"prefill utilisation {rho_p:.2f} ≥ 1", {"prefill": rho_p}
         )
 
-    kv_bytes = pim.inp * scen.model.kv_bytes_per_token
+    kv_bytes = scen.model.kv_bytes_per_sequence(pim.inp)
     kv_mean, kv_m2 = float(kv_bytes.mean()), float((kv_bytes**2).mean())
     if network:
         layout = placement(dep, c.gpus_per_node, c.nodes)
