@@ -140,8 +140,8 @@ class InstancePerf:
         return t + self._gemm(tokens, m.attn_out_dim / tp, h, graphed)
 
     def _moe_mlp(self, t: OpTime | None, tokens: np.ndarray, graphed: Graphed) -> OpTime:
-        """`t` plus one MoE layer's MLP on one rank: the touched routed experts, the shared
-        experts (every token, as one fused MLP) and the router."""
+        """`t` plus one MoE layer's MLP on one rank: the touched routed experts (two fused
+        kernels), the shared experts (every token, as one fused MLP) and the router."""
         m, tp = self.model, self.tp
         up_factor = 2 if m.mlp == "gated" else 1
         # Tokens spread over experts: each expert sees tokens·k/E rows; the expected number
@@ -152,7 +152,10 @@ class InstancePerf:
         active = e * (1.0 - (1.0 - k / e) ** np.asarray(tokens, dtype=float))
         expert = self._gemm(rows, m.hidden_size, up_factor * inter / tp, graphed)
         expert = expert + self._gemm(rows, inter / tp, m.hidden_size, graphed)
-        t = expert.scale(active) if t is None else t + expert.scale(active)
+        # vLLM runs all routed experts in two fused kernels (up and down): the touched experts'
+        # weight reads and FLOPs add up, the kernels' fixed time is paid twice, not per expert
+        routed = OpTime(expert.compute_s * active, expert.memory_s * active, expert.launch_s)
+        t = routed if t is None else t + routed
         if m.num_shared_experts:
             shared = m.shared_intermediate_size
             t = t + self._gemm(tokens, m.hidden_size, up_factor * shared / tp, graphed)
