@@ -267,7 +267,8 @@ def render_markdown(
         f"{s.slo.attainment:g}% of requests ({'joint' if s.slo.joint else 'per metric'}).",
         f"- **Objective**: {res.objective.kind.replace('_', ' ')}"
         + (f", target {target:g} req/s" if target else "")
-        + f". {res.evaluated} deployments evaluated, {res.pruned} pruned by capacity bounds.",
+        + f". {res.evaluated} deployments evaluated, {res.pruned} pruned by an upper bound on "
+        "their goodput (search.py).",
         "",
     ]
     w = res.winner
