@@ -579,16 +579,17 @@ def _hf_moe(
     }
 
 
-def load_hf_config(path: Path, warnings: list[str] | None = None) -> ModelSpec:
-    """Read a Hugging Face config.json file into a ModelSpec named after its folder; notes on
-    keys not understood go to `warnings` (`model_from_hf_config`)."""
+def read_json_file(path: Path, kind: str) -> Any:
+    """The JSON document in `path`; a PlannerError naming the file (and the line and column of
+    bad JSON) when it is missing, a folder (`kind` says what was expected), unreadable or not
+    JSON."""
     where = clip(path, 120)
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PlannerError(f"{where}: file not found") from None
     except IsADirectoryError:
-        raise PlannerError(f"{where}: is a folder, not a config.json") from None
+        raise PlannerError(f"{where}: is a folder, not {kind}") from None
     except json.JSONDecodeError as exc:
         raise PlannerError(f"{where}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -596,6 +597,13 @@ def load_hf_config(path: Path, warnings: list[str] | None = None) -> ModelSpec:
         raise PlannerError(f"{where}: cannot read: {clip(reason, 120)}") from None
     except RecursionError:
         raise PlannerError(f"{where}: JSON nested too deeply") from None
+
+
+def load_hf_config(path: Path, warnings: list[str] | None = None) -> ModelSpec:
+    """Read a Hugging Face config.json file into a ModelSpec named after its folder; notes on
+    keys not understood go to `warnings` (`model_from_hf_config`)."""
+    where = clip(path, 120)
+    cfg = read_json_file(path, "a config.json")
     if not isinstance(cfg, dict):
         raise PlannerError(f"{where}: expected a JSON object")
     name = path.parent.name if path.name == "config.json" else path.stem

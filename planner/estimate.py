@@ -11,7 +11,8 @@ from planner.engine import DEFAULT_ENGINE, EngineProfile, load_engine
 from planner.errors import PlannerError
 from planner.hardware import GPU, IntraNodeLink
 from planner.model import ModelSpec
-from planner.perf import InstancePerf, MemoryPlan, PhaseTime, plan_memory
+from planner.perf import InstancePerf, MemoryPlan, PhaseTime
+from planner.perf.memory import plan_engine_memory
 
 
 @dataclass(frozen=True)
@@ -98,17 +99,7 @@ def estimate_instance(
         )
     eng = engine or load_engine(DEFAULT_ENGINE)
     need = min(longest + 1, model.max_context)  # the max_model_len this estimate needs
-    limits = eng.limits(gpu.name, gpu.memory_gib, need, chunked=False)
-    mem = plan_memory(
-        model,
-        gpu,
-        tp,
-        pp,
-        gpu_memory_utilization=eng.gpu_memory_utilization,
-        max_batched_tokens=limits.max_num_batched_tokens,
-        min_kv_tokens=need,
-        context_tokens=ctx,
-    )
+    mem, _ = plan_engine_memory(model, gpu, tp, pp, eng, max_model_len=need, context_tokens=ctx)
     if not mem.fits:
         raise PlannerError(f"does not fit: {mem.reason}")
     perf = InstancePerf(model, gpu, link or gpu.intra_node, tp, pp, eng)

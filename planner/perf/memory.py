@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from planner.engine import EngineLimits, EngineProfile
 from planner.hardware import GPU
 from planner.model import ModelSpec
 from planner.units import GIB
@@ -147,3 +148,31 @@ def _kv_per_token_per_gpu(model: ModelSpec, tp: int, pp: int, context: float) ->
         glob = sum(1 for i in range(first, stop) if model.is_global_layer(i))
         best = max(best, per_layer * (glob + (stop - first - glob) * share))
     return best
+
+
+def plan_engine_memory(
+    model: ModelSpec,
+    gpu: GPU,
+    tp: int,
+    pp: int,
+    engine: EngineProfile,
+    *,
+    max_model_len: int,
+    context_tokens: float | None = None,
+) -> tuple[MemoryPlan, EngineLimits]:
+    """`plan_memory` as a serving engine sizes it: the engine's GPU-memory share, activations
+    for its token budget when prompts are not chunked (a whole prompt of up to `max_model_len`
+    tokens in one iteration), and room for one request of `max_model_len` tokens; returns the
+    plan and the engine's limits."""
+    limits = engine.limits(gpu.name, gpu.memory_gib, max_model_len, chunked=False)
+    mem = plan_memory(
+        model,
+        gpu,
+        tp,
+        pp,
+        gpu_memory_utilization=engine.gpu_memory_utilization,
+        max_batched_tokens=limits.max_num_batched_tokens,
+        min_kv_tokens=max_model_len,
+        context_tokens=context_tokens,
+    )
+    return mem, limits

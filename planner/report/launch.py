@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planner.catalog import read_json_file
 from planner.errors import PlannerError
 from planner.search import PlanResult, Ranked
 from planner.strategies import Deployment
@@ -241,20 +242,7 @@ def launch_input_from_doc(
 def read_plan_json(path: Path) -> Any:
     """The JSON document in `path`, e.g. a plan saved with `ecoplan plan --format json > FILE`
     (errors name the file, and the line and column of bad JSON)."""
-    where = clip(path, 120)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PlannerError(f"{where}: file not found") from None
-    except IsADirectoryError:
-        raise PlannerError(f"{where}: is a folder, not a JSON plan") from None
-    except json.JSONDecodeError as exc:
-        raise PlannerError(f"{where}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise PlannerError(f"{where}: cannot read: {clip(reason, 120)}") from None
-    except RecursionError:
-        raise PlannerError(f"{where}: JSON nested too deeply") from None
+    return read_json_file(path, "a JSON plan")
 
 
 # ---- layout ---------------------------------------------------------------------------------

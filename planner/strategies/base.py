@@ -21,8 +21,9 @@ from planner.engine import DEFAULT_ENGINE, ENGINES, EngineProfile
 from planner.hardware import Cluster
 from planner.kv_policy import KVPolicy, held_tokens, predicted_outputs
 from planner.model import ModelSpec
-from planner.perf import InstancePerf, MemoryPlan, plan_memory
+from planner.perf import InstancePerf, MemoryPlan
 from planner.perf.iteration import IterationTimer
+from planner.perf.memory import plan_engine_memory
 from planner.rootfind import highest_passing_rate
 from planner.workload import SLO, Workload, request_sample
 
@@ -266,9 +267,6 @@ class Scenario:
         inp, out = self.sample()
         need = int(min(float((inp + out).max()), self.model.max_context))
         gpu, eng = self.cluster.gpu, self.engine
-        # prefills are not chunked outside Sarathi: a whole prompt must fit one iteration; the
-        # deployment sets max_model_len to the longest request it serves (`need`)
-        limits = eng.limits(gpu.name, gpu.memory_gib, need, chunked=False)
         # time-average context over decoding requests: weight each request by its decode length
         w = np.maximum(out - 1.0, 1e-9)
         ctx = float(np.sum(w * (inp + out / 2.0)) / np.sum(w))
@@ -277,15 +275,11 @@ class Scenario:
         held = held_tokens(self.kv, inp, out, self.max_output_tokens, pred)
         held_mean = float(np.sum(w * held) / np.sum(w))
         held_var = float(np.sum(w * (held - held_mean) ** 2) / np.sum(w))
-        mem = plan_memory(
-            self.model,
-            gpu,
-            tp,
-            pp,
-            gpu_memory_utilization=eng.gpu_memory_utilization,
-            max_batched_tokens=limits.max_num_batched_tokens,
-            min_kv_tokens=need,
-            context_tokens=held_mean,  # sliding-window KV per token at the mean held tokens
+        # prefills are not chunked outside Sarathi: a whole prompt must fit one iteration; the
+        # deployment sets max_model_len to the longest request it serves (`need`); sliding-window
+        # KV per token is taken at the mean held tokens
+        mem, limits = plan_engine_memory(
+            self.model, gpu, tp, pp, eng, max_model_len=need, context_tokens=held_mean
         )
         perf = InstancePerf(self.model, gpu, self.cluster.link, tp, pp, eng)
         prefill = perf.prefill(inp).total_s
