@@ -20,7 +20,14 @@ import yaml
 from planner.errors import PlannerError
 from planner.hardware import GPU
 from planner.model import LIMITS, MIN_CONTEXT, ModelSpec
-from planner.yamlio import clip, fmt_value, parse_yaml_text, read_yaml_file, validate
+from planner.yamlio import (
+    clip,
+    fmt_value,
+    parse_yaml_text,
+    read_text_file,
+    read_yaml_file,
+    validate,
+)
 
 _GPU_PKG = "planner.hardware_profiles"
 _MODEL_PKG = "planner.model_profiles"
@@ -584,17 +591,13 @@ def read_json_file(path: Path, kind: str) -> Any:
     bad JSON) when it is missing, a folder (`kind` says what was expected), unreadable or not
     JSON."""
     where = clip(path, 120)
+    text = read_text_file(path, kind.removeprefix("a "))
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PlannerError(f"{where}: file not found") from None
-    except IsADirectoryError:
-        raise PlannerError(f"{where}: is a folder, not {kind}") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise PlannerError(f"{where}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise PlannerError(f"{where}: cannot read: {clip(reason, 120)}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise PlannerError(f"{where}: cannot read: {clip(exc, 120)}") from None
     except RecursionError:
         raise PlannerError(f"{where}: JSON nested too deeply") from None
 

@@ -676,11 +676,12 @@ class PlanFile(_Strict):
                 return d
             path = d.file if d.file.is_absolute() else base_dir / d.file
             try:
-                found = path.is_file()
+                exists, regular = path.exists(), path.is_file()
             except (OSError, ValueError):
-                found = False
-            if not found:
-                raise PlannerError(f"workload.{which}.file: {clip(path, 120)}: file not found")
+                exists = regular = False
+            if not regular:
+                why = "not a regular file" if exists else "file not found"
+                raise PlannerError(f"workload.{which}.file: {clip(path, 120)}: {why}")
             return d.model_copy(update={"file": path})
 
         inp = fix(w.input, "input") or (pre.workload.input if pre else None)
@@ -702,9 +703,19 @@ class PlanFile(_Strict):
 
     def scenario(self, base_dir: Path = Path(".")) -> Scenario:
         workload, slo = self.build_workload(base_dir)
+        cluster = self.cluster.build(base_dir)
+        model = self.build_model(base_dir)
+        try:
+            cluster.gpu.peak_flops(model.compute_dtype)
+        except PlannerError:
+            listed = ", ".join(clip(k, 20) for k in cluster.gpu.peak_tflops)
+            raise PlannerError(
+                f"cluster.gpu.peak_tflops: no entry for {model.compute_dtype}, the model's "
+                f"compute dtype (listed: {listed})"
+            ) from None
         return Scenario(
-            cluster=self.cluster.build(base_dir),
-            model=self.build_model(base_dir),
+            cluster=cluster,
+            model=model,
             workload=workload,
             slo=slo,
             kv=self.kv,

@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from planner.errors import PlannerError
 from planner.units import GB, GBIT_BYTES, GIB, TERA, US
 from planner.yamlio import clip
 
@@ -284,7 +285,10 @@ class GPU(_Frozen):
         alias = {"bf16": "fp16", "fp16": "bf16", "fp8": "int8", "int8": "fp8"}.get(dtype)
         if alias and alias in self.peak_tflops:
             return self.peak_tflops[alias] * TERA
-        raise KeyError(f"GPU {self.name} has no peak_tflops for dtype {dtype}")
+        listed = ", ".join(clip(k, 20) for k in self.peak_tflops)
+        raise PlannerError(
+            f"gpu {clip(self.name, 40)}: peak_tflops has no entry for {dtype} (listed: {listed})"
+        )
 
     def gemm_efficiency(self, m_tokens: np.ndarray | float) -> np.ndarray:
         """Share of peak FLOPs a GEMM of M rows reaches: plateau·M/(M + knee) (docs/model.md

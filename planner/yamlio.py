@@ -104,19 +104,35 @@ def parse_yaml_text(text: str, where: str) -> Any:
         raise PlannerError(f"{where}: YAML value error: {clip(exc, 120)}") from None
 
 
-def read_yaml_file(path: Path) -> Any:
-    """Read and parse a YAML file; missing or unreadable files are a PlannerError."""
+MAX_INPUT_BYTES = 64 << 20  # plan files, profiles and configs are small; /dev/zero is not
+
+
+def read_text_file(path: Path, what: str = "file") -> str:
+    """The UTF-8 text of a plan, profile or config file, read up to MAX_INPUT_BYTES (so a device
+    or an endless pipe cannot exhaust memory; /dev/stdin still works); missing, unreadable or
+    oversized files are a PlannerError."""
     where = clip(path, 120)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_INPUT_BYTES + 1)
     except FileNotFoundError:
-        raise PlannerError(f"{where}: file not found") from None
+        raise PlannerError(f"{where}: {what} not found") from None
     except IsADirectoryError:
-        raise PlannerError(f"{where}: is a folder, not a file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PlannerError(f"{where}: is a folder, not a {what}") from None
+    except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise PlannerError(f"{where}: cannot read: {clip(reason, 120)}") from None
-    return parse_yaml_text(text, where)
+    if len(raw) > MAX_INPUT_BYTES:
+        raise PlannerError(f"{where}: larger than the {MAX_INPUT_BYTES >> 20} MiB input limit")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlannerError(f"{where}: cannot read: not UTF-8 text ({exc.reason})") from None
+
+
+def read_yaml_file(path: Path) -> Any:
+    """Read and parse a YAML file; missing, unreadable or oversized files are a PlannerError."""
+    return parse_yaml_text(read_text_file(path), clip(path, 120))
 
 
 # ---- validation errors ----------------------------------------------------------------------
@@ -278,6 +294,7 @@ __all__ = [
     "describe_validation_error",
     "fmt_value",
     "parse_yaml_text",
+    "read_text_file",
     "read_yaml_file",
     "validate",
 ]

@@ -398,13 +398,16 @@ def test_fuzz_simulate(data: Any, dup: int) -> None:
 
 
 @_settings(15, share=0.1)
-@given(data=plan_file(small=True), dup=duplicate)
-def test_fuzz_plan(data: Any, dup: int) -> None:
+@given(data=plan_file(small=True), dup=duplicate, sections=st.integers(0, 4))
+def test_fuzz_plan(data: Any, dup: int, sections: int) -> None:
+    """`plan --no-sensitivity`, and in one run of five with the sensitivity, KV-policy and
+    ramp sections (they re-solve the goodput under changed inputs)."""
+    flag = ["--sensitivity"] if sections == 0 else ["--no-sensitivity"]
     _run_plan_file(
         data,
         dup,
         HF_CONFIG,
-        lambda p, folder: ["plan", str(p), "--no-sensitivity", "--out", str(folder / "r.md")],
+        lambda p, folder: ["plan", str(p), *flag, "--out", str(folder / "r.md")],
     )
 
 
