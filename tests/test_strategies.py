@@ -230,3 +230,24 @@ def test_prefill_batching_grows_with_load_and_the_wait_before_it() -> None:
     phis = [im.prefill_batching(r, 0.05)[0] for r in (1.0, 5.0, 20.0, 80.0)]
     assert all(b < a <= 1.0 for a, b in itertools.pairwise(phis))
     assert im.prefill_batching(10.0, 0.1)[0] < im.prefill_batching(10.0, 0.0)[0]
+
+
+def test_latency_percentiles_are_computed_when_read() -> None:
+    """A prediction's percentiles are computed lazily, each once, and equal the mixture
+    quantile of the strategy's CDF."""
+    from planner.strategies.base import LazyQuantiles, _mixture_quantile
+
+    calls: list[float] = []
+
+    def cdf(t: float) -> np.ndarray:
+        calls.append(t)
+        return np.array([1.0 - np.exp(-t / 0.2), 1.0 - np.exp(-t / 0.4)])
+
+    lazy = LazyQuantiles(cdf, 1e3, [50, 90, 99])
+    assert not calls and list(lazy) == [50, 90, 99] and len(lazy) == 3
+    p50 = lazy[50]
+    n = len(calls)
+    assert p50 == _mixture_quantile(cdf, 0.5, 1e3) and lazy[50] == p50
+    assert len(calls) == 2 * n  # the reference computation only: the second read is memoised
+    with pytest.raises(KeyError):
+        lazy[95]

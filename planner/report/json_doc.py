@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def _doc(command: str, **fields: Any) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "command": command, **fields}
 
 
-def _percentiles(values: dict[int, float], mean: float | None = None) -> dict[str, float]:
+def _percentiles(values: Mapping[int, float], mean: float | None = None) -> dict[str, float]:
     out = {f"p{q}": v for q, v in sorted(values.items())}
     return {"mean": mean, **out} if mean is not None else out
 

@@ -9,7 +9,7 @@ found by bracketing (doubling) and scipy's brentq.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal
@@ -337,8 +337,8 @@ class Prediction:
     attainment: float
     ttft_attainment: float
     tpot_attainment: float
-    ttft_s: dict[int, float]
-    tpot_s: dict[int, float]
+    ttft_s: Mapping[int, float]  # percentile → seconds (computed when read)
+    tpot_s: Mapping[int, float]
     decode_batch: float
     utilisation: dict[str, float]
     network_bytes_s: float
@@ -419,6 +419,29 @@ def _mixture_quantile(cdf: Callable[[float], np.ndarray], q: float, hi: float) -
     return math.exp(hi_l)
 
 
+class LazyQuantiles(Mapping[int, float]):
+    """Latency percentiles of a per-request CDF, each computed (`_mixture_quantile`) the first
+    time it is read: the search evaluates many candidates, and only the reported ones need all
+    of them (the Pareto frontier reads one, the median TPOT)."""
+
+    def __init__(self, cdf: Callable[[float], np.ndarray], hi_s: float, qs: list[int]) -> None:
+        self._cdf, self._hi, self._qs = cdf, hi_s, qs
+        self._done: dict[int, float] = {}
+
+    def __getitem__(self, q: int) -> float:
+        if q not in self._qs:
+            raise KeyError(q)
+        if q not in self._done:
+            self._done[q] = _mixture_quantile(self._cdf, q / 100, self._hi)
+        return self._done[q]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._qs)
+
+    def __len__(self) -> int:
+        return len(self._qs)
+
+
 def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = True) -> Prediction:
     """Latency distributions, SLO attainment and state of `dep` at `rate` requests/s."""
     problem = deployment_problem(dep, scen)
@@ -448,12 +471,12 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
             "instance (paged: requests then wait for memory or are preempted)"
         )
     attain *= 1.0 - p_full
-    ttft_p: dict[int, float] = {}
-    tpot_p: dict[int, float] = {}
+    ttft_p: Mapping[int, float] = {}
+    tpot_p: Mapping[int, float] = {}
     if percentiles:
-        for q in sorted({*PERCENTILES, round(slo.attainment)}):
-            ttft_p[q] = _mixture_quantile(res.ttft_cdf, q / 100, 1e4)
-            tpot_p[q] = _mixture_quantile(res.tpot_cdf, q / 100, 1e3)
+        qs = sorted({*PERCENTILES, round(slo.attainment)})
+        ttft_p = LazyQuantiles(res.ttft_cdf, 1e4, qs)
+        tpot_p = LazyQuantiles(res.tpot_cdf, 1e3, qs)
     return Prediction(
         rate=rate,
         stable=True,
