@@ -62,7 +62,7 @@ hostile: st.SearchStrategy[Any] = st.one_of(
     st.integers(-(2**70), 2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0, -1, 0.0, -0.5, 1, 2, 3, 1e-9, 1e9]),
-)
+).map(copy.deepcopy)  # never hand out the shared [] and {} above: mutations would change them
 
 
 def _slots(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -161,7 +161,9 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
         # share of time in hybrid iterations of c tokens
         hyb = np.where(chunk > 0, np.minimum(token_rate * t_c / chunk, 1.0), 1.0)
         tpot_mean = np.where(rho < 1, 1.0 / (hyb / t_c + (1 - hyb) / t_d), np.inf)
-    demand = rate_i * im.mean_steps * tpot_mean
+        # single-token outputs (no decode steps) times an overloaded budget's inf is NaN,
+        # which the test below rejects like the overload it is
+        demand = rate_i * im.mean_steps * tpot_mean
     ok = np.nonzero((demand <= b) & (rho < 1))[0]
     ok = ok[ok >= 1]
     if ok.size == 0:
