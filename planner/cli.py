@@ -97,6 +97,8 @@ def _console(stderr: bool = False) -> Console:
 def _error(message: str) -> None:
     # only the first line: a message never spills over several lines
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    if len(first) > 500:  # a safety net: a message never floods the terminal
+        first = first[:497] + "..."
     print(f"error: {first}", file=sys.stderr)
 
 
