@@ -10,10 +10,12 @@ from __future__ import annotations
 import time
 
 from planner import catalog
+from planner.deployment import Deployment
 from planner.hardware import Cluster, Network
+from planner.scenario import Scenario
 from planner.simulate.results import COOLDOWN_LIVES, WARMUP_LIVES
 from planner.simulate.run import simulate
-from planner.strategies import Deployment, Scenario, goodput
+from planner.strategies import goodput
 from planner.workload import PRESETS
 
 TOTAL = 10_000

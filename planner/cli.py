@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from planner import catalog, pipeline
 from planner.compare import compare
 from planner.config import PlanFile, load_plan, plan_json_schema
+from planner.crosscheck.evaluate import simulate_deployments
 from planner.engine import load_engine
 from planner.errors import PlannerError
 from planner.estimate import estimate_grid
@@ -28,8 +29,7 @@ from planner.outputs import check_output_dir, check_output_path, write_atomic, w
 from planner.perf.calibrate import calibrate_file, profile_yaml
 from planner.report import charts, json_doc, terminal, write_plan_files
 from planner.report.launch import check_strategy, launch_files, launch_from_file, launch_input
-from planner.simulate.evaluate import simulate_deployments
-from planner.strategies import Scenario
+from planner.scenario import Scenario
 
 
 class _OneLineErrors(TyperGroup):

@@ -24,8 +24,8 @@ from pathlib import Path
 from planner import catalog, pipeline
 from planner.config import MAX_RATE, ClusterSpec, PlanFile
 from planner.errors import PlannerError
+from planner.scenario import Scenario
 from planner.search import PlanResult, Ranked
-from planner.strategies import Scenario
 from planner.yamlio import validate
 
 # progress(task, completed, total), as pipeline.Progress

@@ -22,13 +22,13 @@ from pydantic import (
 )
 
 from planner import catalog
+from planner.deployment import STRATEGIES, Deployment, StrategyName
 from planner.engine import EngineProfile, load_engine
 from planner.errors import PlannerError
 from planner.hardware import GPU, MAX_PRICE, Cluster, IntraNodeLink, Network
 from planner.kv_policy import KVPolicy
 from planner.model import LIMITS, ModelSpec
-from planner.strategies import STRATEGIES, Deployment, Scenario
-from planner.strategies.base import StrategyName
+from planner.scenario import Scenario
 from planner.workload import PRESETS, SLO, Arrivals, LengthDist, Workload, preset
 from planner.yamlio import clip, read_yaml_file, validate
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner.deployment import Deployment
 from planner.errors import PlannerError
-from planner.strategies import Deployment, Goodput, Prediction, Scenario, goodput, predict
+from planner.scenario import Scenario
+from planner.strategies import Goodput, Prediction, goodput, predict
 
 TP_CHOICES = (1, 2, 4, 8)
 

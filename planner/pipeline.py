@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from planner import search
 from planner.config import PlanFile, RampSpec
+from planner.crosscheck.confirm import Confirmation, confirm, to_confirm
 from planner.scaling import ScalePlan, scale
+from planner.scenario import Scenario
 from planner.search import PlanResult
 from planner.sensitivity import SensitivityTable, kv_policy_tables, sensitivity
-from planner.simulate.confirm import Confirmation, confirm, to_confirm
 from planner.simulate.goodput import DEFAULT_SEEDS
-from planner.strategies import Scenario
 
 # progress(task, completed, total): `task` names the stage ("search", "confirm", "sections");
 # total is None while unknown

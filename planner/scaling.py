@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from functools import cache
 
 from planner.config import RampSpec
+from planner.deployment import Deployment
 from planner.errors import PlannerError
+from planner.scenario import Scenario
 from planner.search import PlanResult
-from planner.strategies import Deployment, Scenario, goodput, predict
+from planner.strategies import goodput, predict
 
 MAX_INSTANCES = 1 << 16  # the largest deployment a ramp step may call for
 

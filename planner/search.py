@@ -20,10 +20,10 @@ import numpy as np
 from scipy import special
 
 from planner.config import Objective, SearchSpec
+from planner.deployment import Deployment, StrategyName, interleaved_placement, placement
 from planner.errors import PlannerError
-from planner.strategies import Deployment, Goodput, Scenario, goodput
-from planner.strategies.base import InstanceModel, StrategyName, deployment_problem
-from planner.strategies.fudg import interleaved_placement, placement
+from planner.scenario import InstanceModel, Scenario, deployment_problem
+from planner.strategies import Goodput, goodput
 from planner.strategies.nodg import _hybrid_iterations
 
 

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from planner.kv_policy import KV_POLICIES
+from planner.scenario import Scenario
 from planner.search import PlanResult
-from planner.strategies import Scenario, goodput
+from planner.strategies import goodput
 from planner.workload import Arrivals
 
 BANDWIDTHS_GBIT = (10.0, 25.0, 100.0)

@@ -13,6 +13,7 @@ from scipy import special
 
 from planner.errors import PlannerError
 
+PERCENTILES = (50, 90, 99)  # latency percentiles every command reports
 Z90 = float(special.ndtri(0.9))  # standard normal 90th percentile
 
 

@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
+from planner.deployment import Deployment
 from planner.kv_policy import KV_POLICIES, KVPolicy, held_tokens, predicted_outputs
 from planner.simulate import simulate
-from planner.strategies import Deployment, goodput, predict
+from planner.strategies import goodput, predict
 
 from .test_strategies import scenario
 

@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from planner import search
 from planner.config import PlanFile, load_plan
+from planner.deployment import STRATEGIES
 from planner.errors import PlannerError
-from planner.strategies import STRATEGIES, goodput
-from planner.strategies.base import deployment_problem
+from planner.scenario import deployment_problem
+from planner.strategies import goodput
 from planner.workload import preset
 
 from .conftest import EXAMPLES

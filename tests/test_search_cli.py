@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from planner.cli import app
 from planner.config import Objective, PlanFile, load_plan
+from planner.deployment import Deployment
 from planner.search import plan, replication_unit_gpus
 from planner.sensitivity import sensitivity
-from planner.strategies import Deployment
 
 from .conftest import EXAMPLES
 

@@ -10,15 +10,17 @@ from typer.testing import CliRunner
 
 from planner import catalog
 from planner.cli import app
+from planner.crosscheck.validation import check_example, median_abs_gap
+from planner.deployment import Deployment
 from planner.hardware import Cluster, Network
 from planner.perf import InstancePerf
 from planner.perf.iteration import IterationTimer
 from planner.queueing import md1_mean_ttft_s
+from planner.scenario import Scenario
 from planner.simulate import simulate
 from planner.simulate.goodput import sim_goodput
 from planner.simulate.requests import draw_requests
-from planner.simulate.validation import check_example, median_abs_gap
-from planner.strategies import Deployment, Scenario, goodput
+from planner.strategies import goodput
 from planner.workload import SLO, LengthDist, Workload
 
 from .test_strategies import scenario

@@ -10,8 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planner import catalog
+from planner.deployment import Deployment
 from planner.hardware import Cluster, Network
-from planner.strategies import Deployment, Scenario, goodput, predict
+from planner.scenario import Scenario
+from planner.strategies import goodput, predict
 from planner.strategies.fudg import nic_request_rate_limit
 from planner.strategies.padg import ACTIVE_PHASES, _active_overlap_s, window_prompts
 from planner.workload import PRESETS, SLO, Arrivals
@@ -235,7 +237,7 @@ def test_prefill_batching_grows_with_load_and_the_wait_before_it() -> None:
 def test_latency_percentiles_are_computed_when_read() -> None:
     """A prediction's percentiles are computed lazily, each once, and equal the mixture
     quantile of the strategy's CDF."""
-    from planner.strategies.base import LazyQuantiles, _mixture_quantile
+    from planner.strategies.predict import LazyQuantiles, _mixture_quantile
 
     calls: list[float] = []
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from planner.compare import Comparison
+from planner.crosscheck.evaluate import SimReport
+from planner.deployment import Deployment
 from planner.estimate import EstimateGrid, EstimateRow
 from planner.evaluate import Evaluation
 from planner.hardware import GPU
@@ -19,11 +21,11 @@ from planner.perf import PhaseTime
 from planner.perf.calibrate import Calibration, ErrorSummary
 from planner.pipeline import PlanOutcome, ScaleOutcome
 from planner.report.launch import LaunchInput
+from planner.scenario import Scenario
 from planner.search import Ranked
 from planner.sensitivity import SensitivityTable
-from planner.simulate.evaluate import SimReport
 from planner.simulate.results import SimResult
-from planner.strategies import Deployment, Prediction, Scenario
+from planner.strategies import Prediction
 from planner.units import GIB
 
 SCHEMA_VERSION = 1

@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from planner.catalog import read_json_file
+from planner.deployment import STRATEGIES, Deployment, interleaved_placement, placement
 from planner.errors import PlannerError
 from planner.search import PlanResult, Ranked
-from planner.strategies import Deployment
-from planner.strategies.base import STRATEGIES
-from planner.strategies.fudg import interleaved_placement, placement
 from planner.yamlio import clip
 
 PLACEHOLDER = "<hf-model-id>"

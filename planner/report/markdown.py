@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
+from planner.crosscheck.confirm import Confirmation
+from planner.deployment import FAMILY
 from planner.hardware import Cluster
 from planner.pipeline import PlanOutcome, ScaleOutcome
 from planner.scaling import ScaleStep
 from planner.search import Ranked
 from planner.sensitivity import SensitivityTable
-from planner.simulate.confirm import Confirmation
-from planner.strategies import FAMILY
 
 
 def _ms(x: float) -> str:

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from planner.compare import Comparison
+from planner.crosscheck.evaluate import SimReport
 from planner.estimate import Estimate, EstimateGrid
 from planner.evaluate import Evaluation
 from planner.hardware import GPU
@@ -18,8 +19,7 @@ from planner.perf.calibrate import Calibration, ErrorSummary, summary_label
 from planner.pipeline import PlanOutcome, ScaleOutcome
 from planner.report.launch import PLACEHOLDER, LaunchInput
 from planner.report.markdown import MITOSIS_COLUMNS, mitosis_cells
-from planner.simulate.evaluate import SimReport
-from planner.strategies import Scenario
+from planner.scenario import Scenario
 from planner.units import GIB
 
 

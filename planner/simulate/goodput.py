@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from planner.deployment import Deployment
 from planner.rootfind import highest_passing_rate
+from planner.scenario import Scenario, deployment_problem
 from planner.simulate.results import SimResult, max_simulated_rate
 from planner.simulate.run import request_lifetime_s, simulate
-from planner.strategies.base import Deployment, Scenario, deployment_problem
 
 DEFAULT_SEEDS = (0, 1, 2)
 

@@ -28,8 +28,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from planner.deployment import Deployment, interleaved_placement, placement
 from planner.errors import PlannerError
 from planner.kv_policy import LEND_SHARE, KVPolicy, predicted_outputs, reserved_output_tokens
+from planner.scenario import InstanceModel, Scenario, deployment_problem
 from planner.simulate.instance import Instance, Mode, RequestTable
 from planner.simulate.requests import RequestStream, draw_requests
 from planner.simulate.results import (
@@ -40,14 +42,8 @@ from planner.simulate.results import (
     little_check,
     measured_window,
 )
-from planner.strategies.base import (
-    PERCENTILES,
-    Deployment,
-    InstanceModel,
-    Scenario,
-    deployment_problem,
-)
-from planner.strategies.fudg import interleaved_placement, intra_node_free_share, placement
+from planner.strategies.fudg import intra_node_free_share
+from planner.workload import PERCENTILES
 
 _END, _WAKE, _XFER = 0, 1, 2
 

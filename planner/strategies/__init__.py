@@ -1,23 +1,6 @@
-"""Strategy models behind one interface: predict latencies at a rate, and find goodput."""
+"""Strategy models behind one interface (`base`): predict latencies at a rate (`predict`), and
+find goodput. Deployments and scenarios live in `planner.deployment` and `planner.scenario`."""
 
-from planner.strategies.base import (
-    FAMILY,
-    STRATEGIES,
-    Deployment,
-    Goodput,
-    Prediction,
-    Scenario,
-    goodput,
-    predict,
-)
+from planner.strategies.predict import Goodput, Prediction, goodput, predict
 
-__all__ = [
-    "FAMILY",
-    "STRATEGIES",
-    "Deployment",
-    "Goodput",
-    "Prediction",
-    "Scenario",
-    "goodput",
-    "predict",
-]
+__all__ = ["Goodput", "Prediction", "goodput", "predict"]

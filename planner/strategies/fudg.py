@@ -18,40 +18,10 @@ import math
 
 import numpy as np
 
+from planner.deployment import Deployment, interleaved_placement, placement
 from planner.queueing import ExpTailWait, mg1_wait, solve_decode_batch
-from planner.strategies.base import Deployment, InstanceModel, Latencies, Scenario, Unstable
-
-
-def placement(dep: Deployment, gpus_per_node: int, nodes: int) -> list[tuple[int, int]]:
-    """(prefill, decode) instances per node: prefill instances packed first, then decode
-    instances, filling each node's GPUs in order (instances never straddle nodes)."""
-    p_size, d_size = dep.tp * dep.pp, dep.dtp * dep.dpp
-    layout: list[tuple[int, int]] = []
-    p_left, d_left = dep.instances, dep.decode_instances
-    for _ in range(nodes):
-        free, p, d = gpus_per_node, 0, 0
-        while p_left and free >= p_size:
-            p, p_left, free = p + 1, p_left - 1, free - p_size
-        while d_left and free >= d_size:
-            d, d_left, free = d + 1, d_left - 1, free - d_size
-        layout.append((p, d))
-    return layout
-
-
-def interleaved_placement(
-    dep: Deployment, gpus_per_node: int, nodes: int
-) -> list[tuple[int, int]] | None:
-    """DistServe placement: every node hosts the same number of P and D instances, so each
-    prefill instance has decode instances in its own node. None when the pools do not split
-    evenly over the nodes used or one node cannot hold its share."""
-    p_size, d_size = dep.tp * dep.pp, dep.dtp * dep.dpp
-    for used in range(1, nodes + 1):
-        if dep.instances % used or dep.decode_instances % used:
-            continue
-        p, d = dep.instances // used, dep.decode_instances // used
-        if p * p_size + d * d_size <= gpus_per_node and p >= 1 and d >= 1:
-            return [(p, d)] * used
-    return None
+from planner.scenario import InstanceModel, Scenario
+from planner.strategies.base import Latencies, Unstable
 
 
 def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: int) -> float:

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.deployment import Deployment
 from planner.queueing import compound_cdf, compound_moments, mg1_wait, solve_decode_batch
-from planner.strategies.base import Deployment, InstanceModel, Latencies, Scenario, Unstable
+from planner.scenario import InstanceModel, Scenario
+from planner.strategies.base import Latencies, Unstable
 
 
 def kv_check(im: InstanceModel, batch: float) -> Unstable | None:

@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.deployment import Deployment
 from planner.queueing import compound_cdf, compound_moments, mg1_wait, mgc_wait, solve_decode_batch
-from planner.strategies.base import Deployment, Latencies, Scenario, Unstable
+from planner.scenario import Scenario
+from planner.strategies.base import Latencies, Unstable
 from planner.strategies.nodg import kv_check, vllm_instance
 
 

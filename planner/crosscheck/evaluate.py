@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from planner.deployment import Deployment
+from planner.scenario import Scenario
 from planner.simulate.goodput import SimGoodput, default_requests, sim_goodput
 from planner.simulate.results import SimResult
 from planner.simulate.run import simulate
-from planner.strategies import Deployment, Goodput, Scenario, goodput
+from planner.strategies import Goodput, goodput
 
 
 @dataclass(frozen=True)

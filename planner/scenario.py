@@ -1,0 +1,260 @@
+"""A scenario (cluster, model, workload, SLO, KV policy, engine) and the rate-independent facts
+about each instance shape under it (docs/model.md §7.1): the input of every strategy model and
+of the simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import numpy as np
+from scipy import special
+
+from planner.deployment import Deployment
+from planner.engine import DEFAULT_ENGINE, ENGINES, EngineProfile
+from planner.hardware import Cluster
+from planner.kv_policy import KVPolicy, held_tokens, predicted_outputs
+from planner.model import ModelSpec
+from planner.perf import InstancePerf, MemoryPlan
+from planner.perf.iteration import IterationTimer
+from planner.perf.memory import plan_engine_memory
+from planner.workload import SLO, Workload, request_sample
+
+
+@dataclass
+class InstanceModel:
+    """Rate-independent facts about one instance type under a scenario, computed once."""
+
+    perf: InstancePerf
+    memory: MemoryPlan
+    inp: np.ndarray  # sampled input lengths (tokens)
+    out: np.ndarray  # sampled output lengths (tokens)
+    prefill_s: np.ndarray  # prefill latency of each sampled prompt (batch of one)
+    service_s: np.ndarray  # queue service time: latency / pp (pipelined prefills)
+    decode_context: float  # time-averaged context of a decoding request
+    kv_batch_limit: float  # decode batch the instance holds: KV cache or max_num_seqs
+    step_s: np.ndarray  # decode step time at batch 0..len−1 (entry 0 = entry 1)
+    max_batched_tokens: int = 8192  # prompt tokens per prefill iteration (engine budget)
+    seq_limited: bool = False  # the engine's max_num_seqs, not the KV cache, caps the batch
+    kv_held_mean: float = 0.0  # KV tokens a decoding request holds on average (policy)
+    kv_held_var: float = 0.0
+    # rate-independent Sarathi tables per token budget (strategies.nodg._hybrid_iterations)
+    hybrid_tables: dict[int, tuple[np.ndarray, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    @property
+    def batch_limit_reason(self) -> str:
+        """What caps the decode batch, for messages."""
+        if self.seq_limited:
+            return f"the engine's max_num_seqs ({self.kv_batch_limit:.0f} sequences)"
+        return f"the KV cache ({self.memory.kv_capacity_tokens:,} tokens)"
+
+    def kv_overflow_probability(self, batch: float) -> float:
+        """P(the KV held by the decoding requests exceeds the cache) when `batch` of them decode
+        on average: their number is Poisson (an M/G/∞ population) and their holdings h are
+        independent, so the total has mean B·E[h] and variance B·E[h²] (compound Poisson),
+        taken as normal. Under `paged` this is the share of time the cache is full, when new
+        requests wait for memory and running ones are preempted."""
+        if batch <= 0:
+            return 0.0
+        mu = batch * self.kv_held_mean
+        sd = float(np.sqrt(batch * (self.kv_held_var + self.kv_held_mean**2))) or 1e-9
+        return float(0.5 * special.erfc((self.memory.kv_capacity_tokens - mu) / (sd * np.sqrt(2))))
+
+    @cached_property
+    def _batch_grid_s(self) -> np.ndarray:
+        """Time of a prefill batch of k mean-length prompts, k = 0..K (K: the token budget)."""
+        mean_in = max(float(self.inp.mean()), 1.0)
+        top = max(int(self.max_batched_tokens // mean_in), 1)
+        k = np.arange(top + 1, dtype=float)
+        grid = self.perf.prefill(mean_in, np.maximum(k, 1.0)).total_s / self.perf.pp
+        return np.asarray(grid, dtype=float)
+
+    @property
+    def max_prefill_batch(self) -> float:
+        """Mean-length prompts that fill the per-iteration token budget."""
+        return float(self._batch_grid_s.size - 1)
+
+    def prefill_batching(
+        self, rate: float, gap_s: float = 0.0, max_batch: float = np.inf
+    ) -> tuple[float, float]:
+        """Prefill batching at `rate` prompts/s into one prefill queue (docs/model.md §6.5):
+        (service factor φ = E[T(K)]/(E[K]·T(1)), extra latency E_K[T(K)] − T(1) a prompt waits
+        for the others of its batch, E_K size-biased), T(k) the time of a batch of k mean-length
+        prompts (its occupancy under PP).
+
+        Waiting prompts run as one batch (up to the token budget) at the next iteration
+        boundary. A run of back-to-back prefill batches starts with the prompts that arrived
+        during the iteration before it — a decode step of `gap_s` (none on an idle FuDG prefill
+        instance, whose first prompt starts alone): k_0 = λg/(1 − e^{−λg}), Poisson given at
+        least one. Batch i + 1 holds those that arrived during batch i: it exists with
+        probability q_i = 1 − e^{−λT(k_i)} and then holds k_{i+1} = λT(k_i)/q_i. The moments
+        are sums over the run weighted by Π q_j, with a geometric tail once k_i settles.
+        Batches hold at most `max_batch` prompts (e.g. the prompts one PaDG window admits)."""
+        grid = self._batch_grid_s
+        top = max(min(self.max_prefill_batch, max_batch), 1.0)
+        sizes = np.arange(grid.size, dtype=float)
+        t_1 = float(grid[1])
+        lam_g = rate * gap_s
+        k = lam_g / -np.expm1(-lam_g) if lam_g > 1e-12 else 1.0
+        weight, prompts, busy, biased = 1.0, 0.0, 0.0, 0.0
+        for _ in range(200):
+            k = min(max(k, 1.0), top)
+            t_k = float(np.interp(k, sizes, grid))
+            prompts += weight * k
+            busy += weight * t_k
+            biased += weight * k * t_k
+            q = -np.expm1(-rate * t_k)
+            nxt = min(rate * t_k / q, top) if q > 0 else 1.0
+            weight *= q
+            if weight < 1e-9:
+                break
+            if abs(nxt - k) < 1e-9 * k and q < 1.0:  # settled: the rest is a geometric series
+                tail = weight / (1.0 - q)
+                prompts += tail * k
+                busy, biased = busy + tail * t_k, biased + tail * k * t_k
+                break
+            k = nxt
+        return busy / (prompts * t_1), biased / prompts - t_1
+
+    def batched_service(self, rate: float, gap_s: float = 0.0) -> tuple[float, float, float]:
+        """A prompt's prefill-queue service with waiting prompts batched at `rate` prompts/s:
+        (mean φ·E[s], second moment φ²·E[s²], extra latency), φ from `prefill_batching`."""
+        phi, extra_s = self.prefill_batching(rate, gap_s)
+        return self.service_mean_s * phi, self.service_m2_s2 * phi**2, extra_s
+
+    @cached_property
+    def timer(self) -> IterationTimer:
+        """Tabulated iteration times for the simulator."""
+        return IterationTimer(self.perf)
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Decode iterations per request after its first token: output − 1."""
+        return np.maximum(self.out - 1.0, 0.0)
+
+    @property
+    def mean_steps(self) -> float:
+        return float(self.steps.mean())
+
+    @property
+    def service_mean_s(self) -> float:
+        return float(self.service_s.mean())
+
+    @property
+    def service_m2_s2(self) -> float:
+        return float((self.service_s**2).mean())
+
+    def step_at(self, batch: float) -> float:
+        """Decode step time at a (fractional) batch, interpolated on the grid."""
+        grid = np.arange(self.step_s.size)
+        return float(np.interp(max(batch, 1.0), grid, self.step_s))
+
+
+@dataclass
+class Scenario:
+    """Cluster, model, workload and SLO: everything a prediction needs besides the deployment."""
+
+    cluster: Cluster
+    model: ModelSpec
+    workload: Workload
+    slo: SLO
+    samples: int = 512
+    kv: KVPolicy = field(default_factory=KVPolicy)
+    engine: EngineProfile = field(default_factory=lambda: ENGINES[DEFAULT_ENGINE])
+    _instances: dict[tuple[int, int], InstanceModel] = field(default_factory=dict, repr=False)
+    _sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def max_output_tokens(self) -> float:
+        """max_tokens for the `max` policy: the policy's, else the output distribution's p99.9."""
+        if self.kv.max_output_tokens is not None:
+            return float(self.kv.max_output_tokens)
+        cap = self.model.max_context - 1
+        return float(self.workload.output.quantiles(np.array([0.999]), cap=cap)[0])
+
+    def with_kv(self, kv: KVPolicy) -> Scenario:
+        """The scenario under another KV policy (the length sample is shared)."""
+        return replace(self, kv=kv, _instances={})
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stratified (input, output) length sample, drawn once per scenario."""
+        if self._sample is None:
+            self._sample = request_sample(self.workload, self.model.max_context, n=self.samples)
+        return self._sample
+
+    def instance(self, tp: int, pp: int) -> InstanceModel:
+        """The InstanceModel for tp×pp (cached)."""
+        key = (tp, pp)
+        if key not in self._instances:
+            self._instances[key] = self._build_instance(tp, pp)
+        return self._instances[key]
+
+    def _build_instance(self, tp: int, pp: int) -> InstanceModel:
+        inp, out = self.sample()
+        need = int(min(float((inp + out).max()), self.model.max_context))
+        gpu, eng = self.cluster.gpu, self.engine
+        # time-average context over decoding requests: weight each request by its decode length
+        w = np.maximum(out - 1.0, 1e-9)
+        ctx = float(np.sum(w * (inp + out / 2.0)) / np.sum(w))
+        u = (np.random.default_rng(7).permutation(inp.size) + 0.5) / inp.size
+        pred = predicted_outputs(out, self.kv.prediction_cv, u)
+        held = held_tokens(self.kv, inp, out, self.max_output_tokens, pred)
+        held_mean = float(np.sum(w * held) / np.sum(w))
+        held_var = float(np.sum(w * (held - held_mean) ** 2) / np.sum(w))
+        # prefills are not chunked outside Sarathi: a whole prompt must fit one iteration; the
+        # deployment sets max_model_len to the longest request it serves (`need`); sliding-window
+        # KV per token is taken at the mean held tokens
+        mem, limits = plan_engine_memory(
+            self.model, gpu, tp, pp, eng, max_model_len=need, context_tokens=held_mean
+        )
+        perf = InstancePerf(self.model, gpu, self.cluster.link, tp, pp, eng)
+        prefill = perf.prefill(inp).total_s
+        kv_limit = mem.kv_capacity_tokens / max(held_mean, 1.0)
+        seqs = limits.max_num_seqs
+        limit = min(kv_limit, float(seqs))
+        top = int(max(limit, 1.0)) + 1
+        steps = perf.decode_step(np.arange(top + 1), ctx).total_s.astype(float)
+        steps[0] = steps[1]
+        return InstanceModel(
+            perf=perf,
+            memory=mem,
+            inp=inp,
+            out=out,
+            prefill_s=prefill,
+            service_s=prefill / pp,
+            decode_context=ctx,
+            kv_batch_limit=limit,
+            step_s=steps,
+            max_batched_tokens=limits.max_num_batched_tokens,
+            seq_limited=seqs < kv_limit,
+            kv_held_mean=held_mean,
+            kv_held_var=held_var,
+        )
+
+
+def deployment_problem(dep: Deployment, scen: Scenario) -> str | None:
+    """Why a deployment cannot run on the scenario's cluster, or None."""
+    c = scen.cluster
+    if dep.gpus > c.total_gpus:
+        return f"needs {dep.gpus} GPUs, the cluster has {c.total_gpus}"
+    pools = [(dep.tp, dep.pp, dep.instances)]
+    if dep.family == "FuDG":
+        if dep.instances < 1 or dep.decode_instances < 1:
+            return "FuDG needs at least one prefill and one decode instance"
+        pools.append((dep.dtp, dep.dpp, dep.decode_instances))
+    for tp, pp, n in pools:
+        if n < 1:
+            return "needs at least one instance"
+        if tp * pp > c.gpus_per_node and tp > c.gpus_per_node:
+            return f"tp={tp} spans nodes (a node has {c.gpus_per_node} GPUs)"
+        mem = scen.instance(tp, pp).memory
+        if not mem.fits:
+            return mem.reason
+    if dep.strategy == "ecoserve" and (dep.macro_size < 1 or dep.instances % dep.macro_size):
+        return f"{dep.instances} instances do not split into macro instances of {dep.macro_size}"
+    if dep.strategy == "sarathi" and dep.chunk_tokens < 16:
+        return "chunk_tokens must be >= 16"
+    return None

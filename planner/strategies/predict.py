@@ -1,0 +1,222 @@
+"""Attainment, latency percentiles and goodput of a deployment from its strategy model
+(docs/model.md §7.1, §7.6). Goodput is the highest rate whose attainment meets the SLO target,
+found by bracketing (doubling) and scipy's brentq.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.deployment import Deployment
+from planner.rootfind import highest_passing_rate
+from planner.scenario import Scenario, deployment_problem
+from planner.strategies.base import Unstable
+from planner.strategies.registry import MODELS
+from planner.workload import PERCENTILES
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted service quality of a deployment at one request rate."""
+
+    rate: float
+    stable: bool
+    attainment: float
+    ttft_attainment: float
+    tpot_attainment: float
+    ttft_s: Mapping[int, float]  # percentile → seconds (computed when read)
+    tpot_s: Mapping[int, float]
+    decode_batch: float
+    utilisation: dict[str, float]
+    network_bytes_s: float
+    binding: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Goodput:
+    """Highest rate meeting the SLO target, per deployment."""
+
+    deployment: Deployment
+    rate: float
+    per_gpu: float
+    prediction: Prediction | None
+    binding: str
+    detail: str
+
+    @property
+    def feasible(self) -> bool:
+        return self.rate > 0.0
+
+
+def _mixture_quantile(cdf: Callable[[float], np.ndarray], q: float, hi: float) -> float:
+    """Smallest t with mean(cdf(t)) ≥ q (inf if not reached by `hi`): bisection on log t over
+    [1e-5, hi], 24 halvings, i.e. about 0.1% relative precision."""
+    if float(np.mean(cdf(hi))) < q:
+        return math.inf
+    lo_l, hi_l = math.log(1e-5), math.log(hi)
+    if float(np.mean(cdf(1e-5))) >= q:
+        return 1e-5
+    for _ in range(24):
+        mid = (lo_l + hi_l) / 2.0
+        if float(np.mean(cdf(math.exp(mid)))) >= q:
+            hi_l = mid
+        else:
+            lo_l = mid
+    return math.exp(hi_l)
+
+
+class LazyQuantiles(Mapping[int, float]):
+    """Latency percentiles of a per-request CDF, each computed (`_mixture_quantile`) the first
+    time it is read: the search evaluates many candidates, and only the reported ones need all
+    of them (the Pareto frontier reads one, the median TPOT)."""
+
+    def __init__(self, cdf: Callable[[float], np.ndarray], hi_s: float, qs: list[int]) -> None:
+        self._cdf, self._hi, self._qs = cdf, hi_s, qs
+        self._done: dict[int, float] = {}
+
+    def __getitem__(self, q: int) -> float:
+        if q not in self._qs:
+            raise KeyError(q)
+        if q not in self._done:
+            self._done[q] = _mixture_quantile(self._cdf, q / 100, self._hi)
+        return self._done[q]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._qs)
+
+    def __len__(self) -> int:
+        return len(self._qs)
+
+
+def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = True) -> Prediction:
+    """Latency distributions, SLO attainment and state of `dep` at `rate` requests/s."""
+    problem = deployment_problem(dep, scen)
+    if problem is not None:
+        return _failed(rate, "infeasible", problem, {})
+    res = MODELS[dep.strategy](dep, scen, rate)
+    if isinstance(res, Unstable):
+        return _failed(rate, res.constraint, res.detail, res.utilisation)
+    slo = scen.slo
+    f_ttft = res.ttft_cdf(slo.ttft_s)
+    f_tpot = res.tpot_cdf(slo.tpot_s)
+    a_ttft, a_tpot = float(f_ttft.mean()), float(f_tpot.mean())
+    attain = float((f_ttft * f_tpot).mean()) if slo.joint else min(a_ttft, a_tpot)
+    if a_ttft <= a_tpot:
+        binding, detail = "TTFT", res.ttft_driver
+    else:
+        binding, detail = "TPOT", res.tpot_driver
+    # paged KV: by PASTA a share p_full of requests finds the cache full; they wait for memory
+    # or are preempted and recomputed, and count as missing the SLO
+    p_full = 0.0
+    if scen.kv.policy == "paged":
+        p_full = scen.instance(dep.dtp, dep.dpp).kv_overflow_probability(res.decode_batch)
+    if 1.0 - p_full < min(a_ttft, a_tpot):
+        binding = "KV memory"
+        detail = (
+            f"KV cache full {p_full:.0%} of the time at decode batch {res.decode_batch:.0f} per "
+            "instance (paged: requests then wait for memory or are preempted)"
+        )
+    attain *= 1.0 - p_full
+    ttft_p: Mapping[int, float] = {}
+    tpot_p: Mapping[int, float] = {}
+    if percentiles:
+        qs = sorted({*PERCENTILES, round(slo.attainment)})
+        ttft_p = LazyQuantiles(res.ttft_cdf, 1e4, qs)
+        tpot_p = LazyQuantiles(res.tpot_cdf, 1e3, qs)
+    return Prediction(
+        rate=rate,
+        stable=True,
+        attainment=attain,
+        ttft_attainment=a_ttft,
+        tpot_attainment=a_tpot,
+        ttft_s=ttft_p,
+        tpot_s=tpot_p,
+        decode_batch=res.decode_batch,
+        utilisation=res.utilisation,
+        network_bytes_s=res.network_bytes_s,
+        binding=binding,
+        detail=detail,
+    )
+
+
+def _failed(rate: float, binding: str, detail: str, util: dict[str, float]) -> Prediction:
+    return Prediction(
+        rate=rate,
+        stable=False,
+        attainment=0.0,
+        ttft_attainment=0.0,
+        tpot_attainment=0.0,
+        ttft_s={q: math.inf for q in PERCENTILES},
+        tpot_s={q: math.inf for q in PERCENTILES},
+        decode_batch=0.0,
+        utilisation=util,
+        network_bytes_s=0.0,
+        binding=binding,
+        detail=detail,
+    )
+
+
+def goodput(
+    dep: Deployment,
+    scen: Scenario,
+    *,
+    guess: float | None = None,
+    rel_tol: float = 3e-3,
+    percentiles: bool = True,
+) -> Goodput:
+    """Highest rate with attainment ≥ target (docs/model.md §7.6), by
+    `rootfind.highest_passing_rate` from `guess` (req/s, e.g. a nearby scenario's goodput) or
+    from 0.001 req/s per GPU.
+    percentiles=False leaves the latency percentiles of the prediction at that rate empty
+    (callers that only need the rate skip their cost)."""
+    target = scen.slo.target
+    problem = deployment_problem(dep, scen)
+    if problem is not None:
+        return Goodput(dep, 0.0, 0.0, None, "infeasible", problem)
+
+    def excess(r: float) -> float:
+        return predict(dep, scen, r, percentiles=False).attainment - target + 1e-12
+
+    floor = 1e-3 * dep.gpus
+    rate = highest_passing_rate(excess, floor=floor, guess=guess, rel_tol=rel_tol)
+    if rate == 0.0:
+        return _unmet(dep, scen, floor)
+    at = predict(dep, scen, rate, percentiles=percentiles)
+    beyond = predict(dep, scen, rate * (1 + 5 * rel_tol), percentiles=False)
+    binding, detail = (
+        (beyond.binding, beyond.detail) if not beyond.stable else (at.binding, at.detail)
+    )
+    return Goodput(dep, rate, rate / dep.gpus, at, binding, detail)
+
+
+def _unmet(dep: Deployment, scen: Scenario, rate: float) -> Goodput:
+    """A deployment that misses the SLO even at a trickle: say which constraint binds and by
+    how much (the latency at the target percentile against its bound)."""
+    p = predict(dep, scen, rate)
+    slo = scen.slo
+    q = round(slo.attainment)
+    why = f"{p.detail} (attainment {p.attainment:.0%} even at {rate:.3g} req/s"
+    if p.stable and p.binding in ("TTFT", "TPOT"):
+        value = p.ttft_s[q] if p.binding == "TTFT" else p.tpot_s[q]
+        bound = slo.ttft_s if p.binding == "TTFT" else slo.tpot_s
+        if math.isfinite(value):
+            why += (
+                f"; P{q} {p.binding} {_ms(value)} vs SLO {_ms(bound)}, "
+                f"{_short(value / bound, '.1f')}×"
+            )
+    return Goodput(dep, 0.0, 0.0, p, p.binding, why + ")")
+
+
+def _short(x: float, fmt: str) -> str:
+    """`x` in format `fmt` when that is short (1 ≤ |x| < 1e6, or 0), else %g-style."""
+    return format(x, fmt) if x == 0 or 1 <= abs(x) < 1e6 else f"{x:.3g}"
+
+
+def _ms(seconds: float) -> str:
+    """A latency in whole milliseconds, %g-style below 1 ms or beyond 1,000 s."""
+    return f"{_short(seconds * 1e3, '.0f')} ms"
