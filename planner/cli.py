@@ -67,6 +67,11 @@ class _OneLineErrors(TyperGroup):
         return code
 
 
+# vllm/sarathi naming, said wherever a user picks a strategy (planner.deployment.MEANING)
+_STRATEGY_NOTE = (
+    "(vllm: vLLM V0's prefill-priority scheduler; sarathi: chunked prefill, V1's default)"
+)
+
 app = typer.Typer(
     name="ecoplan",
     cls=_OneLineErrors,
@@ -338,7 +343,10 @@ def plan_cmd(
     ] = None,
     launch_strategy: Annotated[
         str | None,
-        typer.Option("--launch-strategy", help="with --launch: this strategy's best instead"),
+        typer.Option(
+            "--launch-strategy",
+            help="with --launch: this strategy's best instead " + _STRATEGY_NOTE,
+        ),
     ] = None,
 ) -> None:
     """Search every strategy's deployments, print the best per strategy and write the report.
@@ -610,7 +618,10 @@ def launch_cmd(
     ] = Path("launch"),
     strategy: Annotated[
         str | None,
-        typer.Option("--strategy", help="this strategy's best deployment instead of the winner"),
+        typer.Option(
+            "--strategy",
+            help="this strategy's best deployment instead of the winner " + _STRATEGY_NOTE,
+        ),
     ] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:

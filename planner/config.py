@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from planner import catalog
-from planner.deployment import STRATEGIES, Deployment, StrategyName
+from planner.deployment import STRATEGIES, Deployment, StrategyName, strategy_help
 from planner.engine import EngineProfile, load_engine
 from planner.errors import PlannerError
 from planner.hardware import GPU, MAX_PRICE, Cluster, IntraNodeLink, Network
@@ -344,8 +344,7 @@ class SearchSpec(_Strict):
     strategies: list[StrategyName] = Field(
         default_factory=lambda: list(STRATEGIES),
         max_length=MAX_LIST,
-        description="strategies to search: vllm, sarathi (NoDG), distserve, mooncake (FuDG), "
-        "ecoserve (PaDG); default: all five",
+        description="strategies to search (default: all five). " + strategy_help(),
     )
     tp: list[Annotated[int, Field(ge=1, le=MAX_PARALLEL)]] = Field(
         default_factory=lambda: [1, 2, 4, 8],
@@ -407,9 +406,7 @@ class SearchSpec(_Strict):
 class DeploymentSpec(_Strict):
     """A fixed deployment for `ecoplan evaluate`."""
 
-    strategy: StrategyName = Field(
-        description="vllm, sarathi (NoDG), distserve, mooncake (FuDG) or ecoserve (PaDG)"
-    )
+    strategy: StrategyName = Field(description=strategy_help())
     tp: int = Field(
         default=1,
         ge=1,

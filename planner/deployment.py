@@ -18,6 +18,27 @@ FAMILY: dict[str, str] = {
     "mooncake": "FuDG",
     "ecoserve": "PaDG",
 }
+# What each strategy name means, for every place a user picks or reads one (docs/model.md §7.1).
+# `vllm` is vLLM V0's prefill-priority scheduler; vLLM V1's default scheduler is chunked prefill,
+# which the `sarathi` model covers.
+MEANING: dict[str, str] = {
+    "vllm": "NoDG, separate batching with prefill priority: vLLM V0's scheduler",
+    "sarathi": "NoDG, chunked prefill under a token budget: vLLM V1's default scheduler",
+    "distserve": "FuDG, prefill and decode instances in each node, KV over PCIe/NVLink",
+    "mooncake": "FuDG, prefill and decode pools, KV over the inter-node network",
+    "ecoserve": "PaDG, EcoServe's temporal disaggregation with rolling activation",
+}
+
+
+def strategy_help() -> str:
+    """One line naming every strategy with its meaning (schema descriptions, CLI help)."""
+    return "; ".join(f"{s}: {MEANING[s]}" for s in STRATEGIES)
+
+
+def strategy_title(strategy: str) -> str:
+    """`vllm (NoDG, vLLM V0 scheduler)`-style label for tables and reports."""
+    short = {"vllm": "vLLM V0 scheduler", "sarathi": "vLLM V1 default"}.get(strategy)
+    return f"{strategy} ({FAMILY[strategy]}" + (f", {short})" if short else ")")
 
 
 @dataclass(frozen=True)

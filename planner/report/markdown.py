@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from planner.crosscheck.confirm import Confirmation
-from planner.deployment import FAMILY
+from planner.deployment import MEANING, STRATEGIES, strategy_title
 from planner.hardware import Cluster
 from planner.pipeline import PlanOutcome, ScaleOutcome
 from planner.scaling import ScaleStep
@@ -32,7 +32,7 @@ def _row(r: Ranked, target: float | None) -> list[str]:
     p = g.prediction
     tps = (1.0 / p.tpot_s[50]) if p and p.tpot_s.get(50, 0) > 0 else 0.0
     cells = [
-        f"{d.strategy} ({FAMILY[d.strategy]})",
+        strategy_title(d.strategy),
         d.label(),
         str(d.gpus),
         f"{g.rate:.2f}",
@@ -279,7 +279,7 @@ def render_markdown(
     else:
         g = w.goodput
         lines += [
-            f"**{g.deployment.strategy}** ({FAMILY[g.deployment.strategy]}), "
+            f"**{strategy_title(g.deployment.strategy)}**, "
             f"{g.deployment.label()}: **{g.per_gpu:.3f} req/s per GPU** "
             f"({g.rate:.2f} req/s on {g.deployment.gpus} GPUs) at the SLO; binding constraint: "
             f"{g.binding} — {g.detail}.",
@@ -376,6 +376,10 @@ def render_markdown(
         "by the requests the window admitted) no longer covers its work; below one prefill, "
         "requests pend until an instance's decodes earn the stall back.",
         "- Prices are estimates unless set in the plan file; see the GPU profile's sources.",
+        "- Strategies: "
+        + "; ".join(f"`{name}` — {MEANING[name]}" for name in STRATEGIES)
+        + ". vLLM V1 has no prefill-priority scheduler: `vllm` plans V0's behaviour, and "
+        "a V1 server with default settings runs the `sarathi` plan.",
         "",
     ]
     return "\n".join(lines)

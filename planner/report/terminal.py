@@ -11,6 +11,7 @@ from rich.text import Text
 
 from planner.compare import Comparison
 from planner.crosscheck.evaluate import SimReport
+from planner.deployment import strategy_title
 from planner.estimate import Estimate, EstimateGrid
 from planner.evaluate import Evaluation
 from planner.hardware import GPU
@@ -227,7 +228,7 @@ def plan(o: PlanOutcome, out: str) -> list[RenderableType]:
         g = items[0].goodput
         p = g.prediction
         t.add_row(
-            f"{g.deployment.strategy} ({g.deployment.family})",
+            strategy_title(g.deployment.strategy),
             g.deployment.label(),
             str(g.deployment.gpus),
             f"{g.per_gpu:.3f}",
