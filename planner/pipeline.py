@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from planner import search
 from planner.config import PlanFile, RampSpec
 from planner.crosscheck.confirm import Confirmation, confirm, to_confirm
+from planner.ecoserve_paper import PaperComparison, compare_with_paper
 from planner.scaling import ScalePlan, scale
 from planner.scenario import Scenario
 from planner.search import PlanResult
@@ -39,6 +40,7 @@ class PlanOutcome:
     sensitivity: list[SensitivityTable] | None = None
     kv_tables: list[SensitivityTable] | None = None
     scaling: ScaleOutcome | None = None
+    paper: PaperComparison | None = None
 
     @property
     def scenario(self) -> Scenario:
@@ -81,7 +83,9 @@ def run_plan(
     if progress is not None:
         progress("sections", 0, None)
     scaling = ScaleOutcome(scale(res, plan_file.ramp), plan_file.ramp) if res.winner else None
-    return PlanOutcome(res, confirmed, sensitivity(res), kv_policy_tables(res), scaling)
+    return PlanOutcome(
+        res, confirmed, sensitivity(res), kv_policy_tables(res), scaling, compare_with_paper(res)
+    )
 
 
 def run_scale(

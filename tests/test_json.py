@@ -78,6 +78,9 @@ def test_plan_json(docs: dict[str, dict[str, Any]]) -> None:
     assert {t["title"] for t in d["sensitivity"]} and d["scaling"]["strategies"]
     assert d["files"][0].endswith("r.md")
     assert d["simulation_check"] is None  # no --confirm
+    paper = d["ecoserve_paper"]
+    assert paper["winner"] == d["winner"]["deployment"]["strategy"]
+    assert set(paper["strategies"]) == set(d["per_strategy"])
 
 
 def test_simulate_json_has_latency_summaries(docs: dict[str, dict[str, Any]]) -> None:

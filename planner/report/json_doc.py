@@ -13,6 +13,7 @@ from typing import Any
 from planner.compare import Comparison
 from planner.crosscheck.evaluate import SimReport
 from planner.deployment import Deployment
+from planner.ecoserve_paper import PaperComparison
 from planner.estimate import EstimateGrid, EstimateRow
 from planner.evaluate import Evaluation
 from planner.hardware import GPU
@@ -165,6 +166,41 @@ def _table(t: SensitivityTable) -> dict[str, Any]:
     return {"title": t.title, "columns": t.column_labels, "rows": t.rows}
 
 
+def _paper(c: PaperComparison) -> dict[str, Any]:
+    return {
+        "paper_tp": c.tp,
+        "winner": c.winner,
+        "ecoserve_rank": c.ecoserve_rank,
+        "ecoserve_vs_winner": c.ecoserve_vs_winner,
+        "paper_shape_winner": c.paper_shape_winner,
+        "ecoserve_margin_at_paper_shape": c.ecoserve_margin_at_paper_shape,
+        "ecoserve_at_winner_rate": (
+            dict(zip(("attainment", "binding", "detail"), c.ecoserve_at_winner_rate, strict=True))
+            if c.ecoserve_at_winner_rate
+            else None
+        ),
+        "allreduce_share_prefill": c.allreduce_share_prefill,
+        "allreduce_share_decode": c.allreduce_share_decode,
+        "strategies": {
+            s: {
+                "best_per_gpu_rps": v.best.per_gpu if v.best else None,
+                "at_paper_shape": {
+                    "deployment": deployment(v.at_paper_shape.deployment),
+                    "goodput_per_gpu_rps": v.at_paper_shape.per_gpu,
+                    "binding": v.at_paper_shape.binding,
+                }
+                if v.at_paper_shape
+                else None,
+                "kv_bytes_per_request": v.kv_bytes_per_request,
+                "kv_transfer_s": v.kv_transfer_s,
+                "link_utilisation": v.link_utilisation,
+                "prefill_utilisation": v.prefill_utilisation,
+            }
+            for s, v in c.views.items()
+        },
+    }
+
+
 def plan_doc(o: PlanOutcome, files: list[Path]) -> dict[str, Any]:
     """`ecoplan plan`: the ranked search and every report section that was computed."""
     res = o.plan
@@ -181,6 +217,7 @@ def plan_doc(o: PlanOutcome, files: list[Path]) -> dict[str, Any]:
         sensitivity=[_table(t) for t in o.sensitivity] if o.sensitivity else None,
         kv_policies=[_table(t) for t in o.kv_tables] if o.kv_tables else None,
         scaling=_scaling(o.scaling) if o.scaling else None,
+        ecoserve_paper=_paper(o.paper) if o.paper else None,
         simulation_check=[
             {
                 "deployment": deployment(c.ranked.deployment),
