@@ -185,9 +185,14 @@ def test_share_zero_or_no_caching_is_the_workload_without_prefix(dep: Deployment
     assert goodput(dep, scenario(0.8), percentiles=False).rate > base
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# EcoServe is left out: its attainment is not monotone in the rate at low load even without a
+# prefix (a TTFT-bound window regime before the slack-paced one; e.g. sharegpt-like prompts of
+# median 300, p90 1,500 tokens pass at 0.5 req/s, fail at 1.0 and pass again at 1.3), so its
+# goodput, the first failing crossing, can fall when shorter prefills move it into that regime
+# (shares 0 → 0.625 of a 1,312-token prefix: 4.1 → 0.94 req/s).
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    dep=st.sampled_from(PAPER),
+    dep=st.sampled_from(PAPER[:4]),
     shares=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
     tokens=st.integers(1, 3000),
 )
