@@ -18,6 +18,7 @@ from planner.deployment import Deployment
 from planner.engine import ENGINES
 from planner.errors import PlannerError
 from planner.hardware import Cluster, Network
+from planner.report.markdown import _prefix_words
 from planner.scenario import Scenario, kv_batch_limit, shared_prefix_held_tokens
 from planner.simulate.requests import draw_requests
 from planner.simulate.run import _prompts, _request_kv_tokens, simulate
@@ -288,3 +289,10 @@ def test_simulated_hits_cut_ttft_and_charge_the_prefix_once() -> None:
     with_hits = simulate(dep, hits, 3.0, requests=400, seed=1)
     without = simulate(dep, base, 3.0, requests=400, seed=1)
     assert with_hits.mean_ttft_s < 0.8 * without.mean_ttft_s
+
+
+def test_report_names_the_prefix_and_its_reuse() -> None:
+    assert _prefix_words(scenario(None)) == ""
+    on = _prefix_words(scenario(0.8))
+    assert "1,000-token shared prefix starts 80% of prompts" in on and "reuses" in on
+    assert "not reused" in _prefix_words(scenario(0.8, caching=False))
