@@ -29,7 +29,7 @@ from planner.hardware import GPU, MAX_PRICE, Cluster, IntraNodeLink, Network
 from planner.kv_policy import KVPolicy
 from planner.model import LIMITS, ModelSpec
 from planner.scenario import Scenario
-from planner.workload import PRESETS, SLO, Arrivals, LengthDist, Workload, preset
+from planner.workload import PRESETS, SLO, Arrivals, LengthDist, SharedPrefix, Workload, preset
 from planner.yamlio import clip, read_yaml_file, validate
 
 # Sane ranges of the plan file's numbers (each field's description repeats its own): far beyond
@@ -271,6 +271,11 @@ class WorkloadSpec(_Strict):
     )
     arrivals: Arrivals | None = Field(
         default=None, description="request arrival process; default: the preset's (Poisson)"
+    )
+    prefix: SharedPrefix | None = Field(
+        default=None,
+        description="a shared prompt prefix (system prompt): {tokens, share}, counted in the "
+        "input lengths; reused when the engine caches prefixes; default (null): none",
     )
 
     @field_validator("preset")
@@ -569,6 +574,12 @@ class EngineSpec(_Strict):
         default=False,
         description="NCCL for every all-reduce (--disable-custom-all-reduce); default false",
     )
+    enable_prefix_caching: bool | None = Field(
+        default=None,
+        description="automatic prefix caching (--enable-prefix-caching / "
+        "--no-enable-prefix-caching); default (null): the engine's, on for vllm-v1, off for "
+        "vllm-v0",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -583,6 +594,8 @@ class EngineSpec(_Strict):
         for key in ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization"):
             if getattr(self, key) is not None:
                 upd[key] = getattr(self, key)
+        if self.enable_prefix_caching is not None:
+            upd["prefix_caching"] = self.enable_prefix_caching
         return load_engine(self.name).model_copy(update=upd)
 
 
@@ -688,7 +701,7 @@ class PlanFile(_Strict):
         name = w.preset or "custom"
         if w.preset and (w.input or w.output or w.arrivals):
             name += " (modified)"
-        workload = Workload(name=name, input=inp, output=out, arrivals=arrivals)
+        workload = Workload(name=name, input=inp, output=out, arrivals=arrivals, prefix=w.prefix)
         ttft = self.slo.ttft_s or (pre.slo.ttft_s if pre else None)
         tpot = self.slo.tpot_s or (pre.slo.tpot_s if pre else None)
         if ttft is None or tpot is None:

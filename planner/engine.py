@@ -67,6 +67,17 @@ class EngineProfile(BaseModel):
         description="tokens per iteration; default: the engine's, by GPU memory",
     )
     gpu_memory_utilization: float = Field(default=0.90, gt=0, le=1, allow_inf_nan=False)
+    prefix_caching: bool = Field(
+        default=False,
+        description="automatic prefix caching: a prompt that starts with cached KV blocks skips "
+        "their prefill, and requests share those blocks (docs/model.md §7.1)",
+    )
+    kv_block_tokens: int = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description="tokens per KV-cache block; prefix caching reuses whole blocks only",
+    )
     large_gpu_gib: float = Field(
         default=70.0,
         description="GPUs with at least this much memory (A100 excepted) get the large defaults",
@@ -128,6 +139,16 @@ _VLLM_SOURCE = (
     "other than A100, else 256 / 2048"
 )
 
+_PREFIX_SOURCE = (
+    "vLLM source, engine/arg_utils.py: --enable-prefix-caching is an argparse "
+    "BooleanOptionalAction (so --no-enable-prefix-caching exists) whose default is unset;"
+)
+_BLOCK_SOURCE = (
+    "vLLM source: an unset --block-size becomes 16 tokens on CUDA GPUs (platforms/cuda.py "
+    "check_and_update_config); prefix caching hashes and reuses full blocks only "
+    "(v1/core/kv_cache_utils.py hash_request_tokens, v0.9.x)"
+)
+
 ENGINES: dict[str, EngineProfile] = {
     "vllm-v1": EngineProfile(
         name="vllm-v1",
@@ -139,6 +160,7 @@ ENGINES: dict[str, EngineProfile] = {
         iteration_overhead_ms=0.5,
         per_sequence_overhead_us=2.0,
         gpu_memory_utilization=0.90,
+        prefix_caching=True,
         sources={
             "limits": _VLLM_SOURCE,
             "chunked_prefill_default": "always on for decoder LLMs in V1 (arg_utils.py)",
@@ -154,6 +176,9 @@ ENGINES: dict[str, EngineProfile] = {
             "(docs/model.md §12.2)",
             "per_sequence_overhead_us": "assumption (docs/model.md §12.2)",
             "gpu_memory_utilization": "CacheConfig default 0.9 (v0.9.2)",
+            "prefix_caching": _PREFIX_SOURCE + " V1 turns it on unless the user sets "
+            "--no-enable-prefix-caching (_set_default_args_v1, v0.9.x)",
+            "kv_block_tokens": _BLOCK_SOURCE,
         },
     ),
     "vllm-v0": EngineProfile(
@@ -167,6 +192,7 @@ ENGINES: dict[str, EngineProfile] = {
         gpu_memory_utilization=0.90,
         default_seqs=(256, 256),
         default_batched_tokens=(2048, 2048),
+        prefix_caching=False,
         sources={
             "limits": "vLLM v0.9.2 _set_default_args_v0: max_num_seqs 256; SchedulerConfig: "
             "max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill",
@@ -177,6 +203,10 @@ ENGINES: dict[str, EngineProfile] = {
             "per_sequence_overhead_us": "same profiles: schedule, prepare and output processing "
             "grow by ~25 µs per sequence without output processing's Ray-specific part; "
             "assumption (docs/model.md §12.2)",
+            "prefix_caching": _PREFIX_SOURCE + " V0 leaves it off unless the user passes "
+            "--enable-prefix-caching (EngineArgs.__post_init__ sets bool(VLLM_USE_V1), v0.7; "
+            "_set_default_args_v0 never turns it on, v0.9.x)",
+            "kv_block_tokens": _BLOCK_SOURCE,
         },
     ),
 }

@@ -85,9 +85,18 @@ def reserved_output_tokens(policy: KVPolicy, max_out: float, pred: np.ndarray) -
 
 
 def held_tokens(
-    policy: KVPolicy, inp: np.ndarray, out: np.ndarray, max_out: float, pred: np.ndarray
+    policy: KVPolicy,
+    inp: np.ndarray,
+    out: np.ndarray,
+    max_out: float,
+    pred: np.ndarray,
+    cached: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Time-average KV tokens each request holds while decoding (see the module docstring)."""
+    """Time-average KV tokens each request holds while decoding (see the module docstring),
+    less the `cached` prompt tokens it shares from the prefix cache (held once per instance,
+    not per request: docs/model.md §7.1)."""
+    if cached is not None:
+        return held_tokens(policy, inp, out, max_out, pred) - cached
     inp = inp.astype(float)
     out = out.astype(float)
     context = inp + out / 2.0

@@ -9,17 +9,23 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
-from scipy import special
+from scipy import optimize, special
 
 from planner.deployment import Deployment
 from planner.engine import DEFAULT_ENGINE, ENGINES, EngineProfile
 from planner.hardware import Cluster
 from planner.kv_policy import KVPolicy, held_tokens, predicted_outputs
 from planner.model import ModelSpec
-from planner.perf import InstancePerf, MemoryPlan
+from planner.perf import InstancePerf, MemoryPlan, PhaseTime
 from planner.perf.iteration import IterationTimer
 from planner.perf.memory import plan_engine_memory
-from planner.workload import SLO, Workload, request_sample
+from planner.workload import (
+    SLO,
+    Workload,
+    cached_prefix_tokens,
+    request_sample,
+    stratified_prefix_hits,
+)
 
 
 @dataclass
@@ -39,6 +45,10 @@ class InstanceModel:
     seq_limited: bool = False  # the engine's max_num_seqs, not the KV cache, caps the batch
     kv_held_mean: float = 0.0  # KV tokens a decoding request holds on average (policy)
     kv_held_var: float = 0.0
+    # prompt tokens each sampled request finds in the prefix cache (None: none do)
+    cached: np.ndarray | None = field(default=None, repr=False)
+    prefix_tokens: float = 0.0  # KV tokens of the shared prefix, held once per instance
+    prefix_share: float = 0.0  # share of requests that reuse it
     # rate-independent Sarathi tables per token budget (strategies.nodg._hybrid_iterations)
     hybrid_tables: dict[int, tuple[np.ndarray, ...]] = field(
         default_factory=dict, repr=False, compare=False
@@ -61,15 +71,46 @@ class InstanceModel:
             return 0.0
         mu = batch * self.kv_held_mean
         sd = float(np.sqrt(batch * (self.kv_held_var + self.kv_held_mean**2))) or 1e-9
-        return float(0.5 * special.erfc((self.memory.kv_capacity_tokens - mu) / (sd * np.sqrt(2))))
+        room = self.memory.kv_capacity_tokens - self.prefix_held_tokens(batch)
+        return float(0.5 * special.erfc((room - mu) / (sd * np.sqrt(2))))
+
+    def prefix_held_tokens(self, batch: float) -> float:
+        """KV tokens the shared prefix takes while `batch` requests decode
+        (`shared_prefix_held_tokens`)."""
+        return shared_prefix_held_tokens(self.prefix_tokens, self.prefix_share, batch)
+
+    @property
+    def prefill_tokens(self) -> np.ndarray:
+        """Prompt tokens each sampled request computes: input − cached prefix."""
+        return self.inp if self.cached is None else self.inp - self.cached
+
+    @property
+    def chunk_prefix_tokens(self) -> float:
+        """Token-weighted mean number of tokens before a computed prompt token:
+        E[n·c + n²/2]/E[n] with n the computed and c the cached tokens of a prompt (E[I²]/2E[I]
+        without a cache); the context a prompt chunk's attention re-reads (docs/model.md §7.3)."""
+        n = self.prefill_tokens.astype(float)
+        c = 0.0 if self.cached is None else self.cached.astype(float)
+        return float((n * c + n * n / 2.0).mean()) / max(float(n.mean()), 1e-12)
+
+    @cached_property
+    def mean_prefill(self) -> PhaseTime:
+        """The prefill of one mean prompt: mean computed tokens after the mean cached ones."""
+        return self._prefill_of_mean(1.0)
+
+    def _prefill_of_mean(self, batch: np.ndarray | float) -> PhaseTime:
+        mean_new = max(float(self.prefill_tokens.mean()), 1.0)
+        mean_cached = 0.0 if self.cached is None else float(self.cached.mean())
+        return self.perf.prefill(mean_new, batch, mean_cached)
 
     @cached_property
     def _batch_grid_s(self) -> np.ndarray:
-        """Time of a prefill batch of k mean-length prompts, k = 0..K (K: the token budget)."""
-        mean_in = max(float(self.inp.mean()), 1.0)
+        """Time of a prefill batch of k mean-length prompts, k = 0..K (K: the token budget, which
+        counts computed tokens only: cached ones are not scheduled)."""
+        mean_in = max(float(self.prefill_tokens.mean()), 1.0)
         top = max(int(self.max_batched_tokens // mean_in), 1)
         k = np.arange(top + 1, dtype=float)
-        grid = self.perf.prefill(mean_in, np.maximum(k, 1.0)).total_s / self.perf.pp
+        grid = self._prefill_of_mean(np.maximum(k, 1.0)).total_s / self.perf.pp
         return np.asarray(grid, dtype=float)
 
     @property
@@ -185,6 +226,36 @@ class Scenario:
             self._sample = request_sample(self.workload, self.model.max_context, n=self.samples)
         return self._sample
 
+    @property
+    def prefix_cache_block_tokens(self) -> int:
+        """KV block size the engine reuses cached prefixes in; 0 when nothing is reused (no
+        shared prefix, a share of 0, or an engine without prefix caching)."""
+        pre = self.workload.prefix
+        if pre is None or pre.share <= 0.0 or not self.engine.prefix_caching:
+            return 0
+        return self.engine.kv_block_tokens
+
+    @property
+    def shared_prefix_tokens(self) -> int:
+        """KV tokens of the shared prefix an instance holds: its whole blocks
+        (`cached_prefix_tokens` of a prompt longer than it); 0 when nothing is reused."""
+        block = self.prefix_cache_block_tokens
+        pre = self.workload.prefix
+        return 0 if block == 0 or pre is None else pre.tokens // block * block
+
+    def cached_tokens(self) -> np.ndarray | None:
+        """Prompt tokens each sampled request finds in the prefix cache (docs/model.md §4.6,
+        §7.1): the stratified hits of `stratified_prefix_hits` reuse the prefix's whole KV
+        blocks; None when the workload has no shared prefix, no request has it, or the
+        engine does not cache prefixes."""
+        pre, block = self.workload.prefix, self.prefix_cache_block_tokens
+        if pre is None or block == 0:
+            return None
+        inp, _ = self.sample()
+        hit = stratified_prefix_hits(inp, pre.share)
+        cached = cached_prefix_tokens(inp, hit, pre.tokens, block)
+        return cached if np.any(cached > 0) else None
+
     def instance(self, tp: int, pp: int) -> InstanceModel:
         """The InstanceModel for tp×pp (cached)."""
         key = (tp, pp)
@@ -201,7 +272,8 @@ class Scenario:
         ctx = float(np.sum(w * (inp + out / 2.0)) / np.sum(w))
         u = (np.random.default_rng(7).permutation(inp.size) + 0.5) / inp.size
         pred = predicted_outputs(out, self.kv.prediction_cv, u)
-        held = held_tokens(self.kv, inp, out, self.max_output_tokens, pred)
+        cached = self.cached_tokens()
+        held = held_tokens(self.kv, inp, out, self.max_output_tokens, pred, cached)
         held_mean = float(np.sum(w * held) / np.sum(w))
         held_var = float(np.sum(w * (held - held_mean) ** 2) / np.sum(w))
         # prefills are not chunked outside Sarathi: a whole prompt must fit one iteration; the
@@ -211,8 +283,13 @@ class Scenario:
             self.model, gpu, tp, pp, eng, max_model_len=need, context_tokens=held_mean
         )
         perf = InstancePerf(self.model, gpu, self.cluster.link, tp, pp, eng)
-        prefill = perf.prefill(inp).total_s
-        kv_limit = mem.kv_capacity_tokens / max(held_mean, 1.0)
+        if cached is None:
+            prefill = perf.prefill(inp).total_s
+            prefix, share = 0.0, 0.0
+        else:
+            prefill = perf.prefill(inp - cached, 1.0, cached).total_s
+            prefix, share = float(self.shared_prefix_tokens), float(np.mean(cached > 0))
+        kv_limit = kv_batch_limit(mem.kv_capacity_tokens, max(held_mean, 1.0), prefix, share)
         seqs = limits.max_num_seqs
         limit = min(kv_limit, float(seqs))
         top = int(max(limit, 1.0)) + 1
@@ -232,7 +309,44 @@ class Scenario:
             seq_limited=seqs < kv_limit,
             kv_held_mean=held_mean,
             kv_held_var=held_var,
+            cached=cached,
+            prefix_tokens=prefix,
+            prefix_share=share,
         )
+
+
+def shared_prefix_held_tokens(prefix_tokens: float, prefix_share: float, batch: float) -> float:
+    """KV tokens a shared prefix takes while `batch` requests decode (docs/model.md §7.1):
+    P·(1 − (1 − s)^B), the prefix's P tokens held once while at least one of the B requests
+    is a hit (share s, hits independent); unused, its blocks stay as evictable cache, free for
+    other requests. Never more than the s·B·P the hits would hold without sharing."""
+    if prefix_tokens <= 0.0 or prefix_share <= 0.0 or batch <= 0.0:
+        return 0.0
+    if prefix_share >= 1.0:
+        return prefix_tokens
+    return prefix_tokens * -float(np.expm1(batch * np.log1p(-prefix_share)))
+
+
+def kv_batch_limit(
+    capacity_tokens: float, held_tokens: float, prefix_tokens: float, prefix_share: float
+) -> float:
+    """Decode batch B the KV cache holds (docs/model.md §5.2, §7.1): the root of
+    B·h + P·(1 − (1 − s)^B) = capacity, h the mean tokens a request holds beyond the cached
+    prefix, P the prefix held once while a hit runs (share s); capacity/h without a prefix.
+    The left side grows with B, so the root is unique, between (capacity − P)/h and
+    capacity/h."""
+    top = capacity_tokens / held_tokens
+    if prefix_tokens <= 0.0 or prefix_share <= 0.0:
+        return top
+
+    def excess(b: float) -> float:
+        held_prefix = shared_prefix_held_tokens(prefix_tokens, prefix_share, b)
+        return b * held_tokens + held_prefix - capacity_tokens
+
+    lo = max((capacity_tokens - prefix_tokens) / held_tokens, 0.0)
+    if excess(lo) >= 0.0:
+        return lo
+    return float(optimize.brentq(excess, lo, top, xtol=1e-9, rtol=1e-12))
 
 
 def deployment_problem(dep: Deployment, scen: Scenario) -> str | None:

@@ -208,8 +208,9 @@ def _sarathi_rate(im: InstanceModel, scen: Scenario, budget: int) -> float:
         ok &= tau <= slo.tpot_s * (1.0 + _EPS)
     with np.errstate(divide="ignore", invalid="ignore"):
         t_tok = np.where(room > 0.0, t_full / room, np.inf)  # s per prompt token, full chunks
-        ok &= _kth(im.inp, needs.k) * t_tok + tau <= slo.ttft_s * (1.0 + _EPS)
-        prefill = 1.0 / (t_tok * float(im.inp.mean()))
+        prompt = im.prefill_tokens
+        ok &= _kth(prompt, needs.k) * t_tok + tau <= slo.ttft_s * (1.0 + _EPS)
+        prefill = 1.0 / (t_tok * float(prompt.mean()))
         decode = b / (max(im.mean_steps, 0.0) * tau)
     if not np.any(ok):
         return 0.0
@@ -224,7 +225,7 @@ def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
     slo = scen.slo
     needs = _needs(scen, d)
     s_b, e_min = _prefill_floor(p)
-    kv = scen.model.kv_bytes_per_sequence(p.inp)
+    kv = scen.model.kv_bytes_per_sequence(p.prefill_tokens)
     kv_mean = float(kv.mean())
     if dep.strategy == "distserve":
         inter = interleaved_placement(dep, c.gpus_per_node, c.nodes)
@@ -232,7 +233,7 @@ def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
             return 0.0
         p_node = inter[0][0]
         bw, latency = c.link.p2p_bandwidth_bytes_s, c.link.latency_s
-        pre = p.perf.prefill(float(p.inp.mean()))
+        pre = p.mean_prefill
         comm = float(pre.comm_s / pre.total_s) * s_b * p_node
         # per prefill instance: x·p_node·E[kv] < bw·max(1 − comm·x, 0.05)
         a = p_node * kv_mean

@@ -186,6 +186,24 @@ class SLO(_Frozen):
         return self.model_copy(update={"ttft_s": self.ttft_s * k, "tpot_s": self.tpot_s * k})
 
 
+class SharedPrefix(_Frozen):
+    """A prompt prefix (e.g. a system prompt) that a share of the requests start with, which an
+    engine with prefix caching computes once and reuses (docs/model.md §4.6). The input length
+    distribution counts it: a request that has it has it inside its prompt."""
+
+    tokens: int = Field(
+        ge=1,
+        le=1 << 24,
+        description="length of the shared prefix (tokens, 1..16,777,216), part of the prompt",
+    )
+    share: float = Field(
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="share of requests whose prompt starts with the prefix ([0, 1]; 0: none)",
+    )
+
+
 class Workload(_Frozen):
     """Request lengths and arrivals (the rate is what the planner solves for)."""
 
@@ -193,6 +211,28 @@ class Workload(_Frozen):
     input: LengthDist
     output: LengthDist
     arrivals: Arrivals = Arrivals()
+    prefix: SharedPrefix | None = None
+
+    @model_validator(mode="after")
+    def _prefix_fits(self) -> Workload:
+        longest = longest_prompt_tokens(self.input)
+        if self.prefix is not None and longest is not None and self.prefix.tokens >= longest:
+            raise PlannerError(
+                f"workload.prefix.tokens: {self.prefix.tokens:,} tokens is not shorter than the "
+                f"longest prompt ({longest:,} tokens), so no prompt can start with it"
+            )
+        return self
+
+
+def longest_prompt_tokens(dist: LengthDist) -> int | None:
+    """The longest length a distribution yields when it is bounded: its `max`, a fixed
+    length, the largest inline empirical value; None when unbounded (or read from a file)."""
+    tops = [dist.max] if dist.max is not None else []
+    if dist.kind == "fixed" and dist.mean is not None:
+        tops.append(max(round(dist.mean), dist.min))
+    if dist.values is not None:
+        tops.append(max(round(max(dist.values)), dist.min))
+    return min(tops) if tops else None
 
 
 class Preset(_Frozen):
@@ -278,3 +318,42 @@ def request_sample(
     inp = workload.input.quantiles(rng.permutation(u), cap=max_context - 1)
     inp = np.minimum(inp, max_context - out)
     return inp, out
+
+
+def radical_inverse(k: np.ndarray) -> np.ndarray:
+    """The base-2 radical inverse (van der Corput sequence) of non-negative integers k: the
+    binary digits of k mirrored after the point, 0, 1/2, 1/4, 3/4, 1/8, … — any 2^m
+    consecutive k take the values j/2^m once each."""
+    k = np.asarray(k, dtype=np.int64).copy()
+    out = np.zeros(k.shape)
+    weight = 0.5
+    while np.any(k):
+        out += weight * (k & 1)
+        k >>= 1
+        weight /= 2.0
+    return out
+
+
+def stratified_prefix_hits(inp: np.ndarray, share: float) -> np.ndarray:
+    """Which sampled requests start with the shared prefix (docs/model.md §4.6): the request
+    of input-length rank r (ties in sample order) is a hit when the radical inverse of r is
+    below `share`. Hits are spread evenly over the prompt lengths, their count is ⌈share·n⌉
+    when n is a power of two (within a few of it otherwise), and a larger share only adds hits
+    (the hit sets are nested), so nothing but the share moves when the share moves."""
+    rank = np.empty(inp.size, dtype=np.int64)
+    rank[np.argsort(inp, kind="stable")] = np.arange(inp.size)
+    return radical_inverse(rank) < share
+
+
+def cached_prefix_tokens(
+    input_tokens: np.ndarray, hit: np.ndarray, prefix_tokens: int, block_tokens: int
+) -> np.ndarray:
+    """Prompt tokens a request finds in the prefix cache (docs/model.md §4.6): for a hit,
+    ⌊min(P, I − 1)/b⌋·b with P the prefix, I its prompt and b the KV block size — engines reuse
+    whole blocks only, and compute at least the prompt's last token (vLLM recomputes it when
+    the whole prompt is cached); 0 for a miss. A prompt shorter than the prefix (the input
+    distribution does not know which requests are hits) reuses what it holds of it."""
+    inp = np.asarray(input_tokens)
+    usable = np.minimum(prefix_tokens, np.maximum(inp - 1, 0))
+    blocks = np.floor_divide(usable, block_tokens) * block_tokens
+    return np.where(hit, blocks, 0).astype(inp.dtype)

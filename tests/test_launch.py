@@ -45,6 +45,9 @@ VLLM_SERVE_FLAGS = {
     "--kv-transfer-config",
     "--quantization",
     "--kv-cache-dtype",
+    # a BooleanOptionalAction in both versions (and since v0.7: its help names the `--no-` form)
+    "--enable-prefix-caching",
+    "--no-enable-prefix-caching",
 }
 # `vllm bench serve` flags, from vllm/benchmarks/serve.py (add_cli_args) and the dataset
 # arguments (vllm/benchmarks/datasets.py in v0.9.2, vllm/benchmarks/datasets/datasets.py in
@@ -146,10 +149,12 @@ def _read(folder: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(folder.iterdir())}
 
 
-def _plan(tmp: Path, case: str, extra: str = "", args: tuple[str, ...] = ()) -> Planned:
+def _plan(
+    tmp: Path, case: str, extra: str = "", args: tuple[str, ...] = (), scenario: str = SCENARIO
+) -> Planned:
     strategy, tp, pp = CASES[case]
     path = tmp / f"{case}.yaml"
-    path.write_text(SCENARIO + SEARCH % (strategy, tp, pp) + extra)
+    path.write_text(scenario + SEARCH % (strategy, tp, pp) + extra)
     folder = tmp / f"launch-{case}"
     res = runner.invoke(
         app,
@@ -372,6 +377,27 @@ def test_engine_settings_become_flags(tmp_path: Path) -> None:
         for words in cmds:
             assert "--enforce-eager" in words and "--disable-custom-all-reduce" in words
             assert _env(words, "VLLM_USE_V1") == "0"
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_prefix_caching_becomes_a_flag_with_a_shared_prefix(tmp_path: Path, on: bool) -> None:
+    prefix = "workload: {preset: alpaca, prefix: {tokens: 16, share: 0.5}}"
+    scen = SCENARIO.replace("workload: {preset: alpaca}", prefix)
+    extra = f"engine: {{name: vllm-v1, enable_prefix_caching: {str(on).lower()}}}\n"
+    p = _plan(tmp_path, "sarathi", extra, scenario=scen)
+    flag = "--enable-prefix-caching" if on else "--no-enable-prefix-caching"
+    for cmds in _serve_commands(p.files).values():
+        for words in cmds:
+            assert flag in words
+            assert _flags(words) <= VLLM_SERVE_FLAGS
+    assert flag in p.files["README.md"]
+
+
+def test_no_prefix_caching_flag_without_a_shared_prefix(planned: dict[str, Planned]) -> None:
+    for p in planned.values():
+        for cmds in _serve_commands(p.files).values():
+            for words in cmds:
+                assert not _flags(words) & {"--enable-prefix-caching", "--no-enable-prefix-caching"}
 
 
 def test_fp8_weights_and_kv_become_flags(planned: dict[str, Planned]) -> None:

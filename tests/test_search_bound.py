@@ -40,7 +40,15 @@ def scenarios(draw: st.DrawFn) -> PlanFile:
                 "network": {"bandwidth_gbit": draw(st.sampled_from([1.0, 10.0, 100.0, 400.0]))},
             },
             "model": draw(st.sampled_from(["llama-3.1-8b", "codellama-34b", "llama-30b"])),
-            "workload": {"preset": workload},
+            "workload": {
+                "preset": workload,
+                # a shared prefix reused by vLLM V1's prefix caching (docs/model.md §7.1)
+                "prefix": draw(
+                    st.sampled_from(
+                        [None, {"tokens": 64, "share": 0.5}, {"tokens": 800, "share": 0.9}]
+                    )
+                ),
+            },
             "slo": {
                 "ttft_s": slo.ttft_s * scale,
                 "tpot_s": slo.tpot_s * scale,
@@ -92,11 +100,13 @@ def test_bound_holds_for_every_strategy(pf: PlanFile, data: st.DataObject) -> No
 
 
 # pruned vs exhaustive search: the examples in the suite (one per objective kind and model
-# size, ~12 s together); ECOPLAN_FULL_BOUND_CHECK=1 runs all twelve (~1 min of CPU)
+# size, and the shared-prefix case, ~16 s together); ECOPLAN_FULL_BOUND_CHECK=1 runs all
+# thirteen (~1 min of CPU)
 IN_SUITE = {
     "small-model-llama-3.1-8b-alpaca",  # small model, every strategy feasible
     "a800-roce-llama-2-70b-azure-conv",  # min_gpus objective: pruning by GPUs needed
     "ecoserve-qwen2-72b-longbench",  # long prompts, DistServe mostly placement-infeasible
+    "l20-codellama-34b-system-prompt",  # a shared prefix under prefix caching
 }
 FULL = os.environ.get("ECOPLAN_FULL_BOUND_CHECK") == "1"
 

@@ -404,15 +404,21 @@ class InstancePerf:
 
     # ---- phases ----------------------------------------------------------------------------
     def prefill(
-        self, prompt_tokens: np.ndarray | float, batch: np.ndarray | float = 1.0
+        self,
+        prompt_tokens: np.ndarray | float,
+        batch: np.ndarray | float = 1.0,
+        cached_tokens: np.ndarray | float = 0.0,
     ) -> PhaseTime:
-        """A prefill batch of `batch` prompts of `prompt_tokens` tokens each (arrays broadcast);
-        logits only for each prompt's last token; eager."""
+        """A prefill batch of `batch` prompts of `prompt_tokens` tokens each to compute, each
+        after `cached_tokens` tokens found in the prefix cache (arrays broadcast): only the
+        computed tokens pass the layers, and their attention also reads the cached KV (a chunk
+        with a prefix, docs/model.md §7.1); logits only for each prompt's last token; eager."""
         length = np.asarray(prompt_tokens, dtype=float)
         b = np.asarray(batch, dtype=float)
         tokens = length * b
         graphed = self.piecewise_graphed(tokens)
-        return self._forward(tokens, self.chunk_attention(length, 0.0, b), b, graphed)
+        attn = self.chunk_attention(length, cached_tokens, b)
+        return self._forward(tokens, attn, b, graphed)
 
     def decode_step(
         self, batch: np.ndarray | float, context_tokens: np.ndarray | float

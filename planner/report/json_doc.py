@@ -107,6 +107,7 @@ def scenario(s: Scenario) -> dict[str, Any]:
             "mean_input_tokens": float(inp.mean()),
             "mean_output_tokens": float(out.mean()),
             "arrivals": {"process": arr.process, "cv": arr.cv if arr.process == "gamma" else 1.0},
+            "prefix": _prefix(s),
         },
         "slo": {
             "ttft_s": s.slo.ttft_s,
@@ -124,7 +125,21 @@ def scenario(s: Scenario) -> dict[str, Any]:
             "gpu_memory_utilization": s.engine.gpu_memory_utilization,
             "enforce_eager": not s.engine.cuda_graph_decode,
             "disable_custom_all_reduce": not s.engine.custom_allreduce,
+            "enable_prefix_caching": s.engine.prefix_caching,
         },
+    }
+
+
+def _prefix(s: Scenario) -> dict[str, Any] | None:
+    """The workload's shared prefix and what the request sample reuses of it."""
+    pre = s.workload.prefix
+    if pre is None:
+        return None
+    cached = s.cached_tokens()
+    return {
+        "tokens": pre.tokens,
+        "share": pre.share,
+        "mean_cached_tokens": 0.0 if cached is None else float(cached.mean()),
     }
 
 

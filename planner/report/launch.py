@@ -68,6 +68,9 @@ class LaunchInput:
     gpu_memory_utilization: float
     enforce_eager: bool
     disable_custom_all_reduce: bool
+    # the plan's prefix caching, when its workload declares a shared prefix (None: no prefix,
+    # the engine's default stands)
+    enable_prefix_caching: bool | None
     workload: str
     mean_input_tokens: float
     mean_output_tokens: float
@@ -159,6 +162,9 @@ def _from_dicts(scen: dict[str, Any], dep: dict[str, Any], rate: Any) -> LaunchI
         gpu_memory_utilization=_positive(e["gpu_memory_utilization"], "gpu_memory_utilization"),
         enforce_eager=bool(e["enforce_eager"]),
         disable_custom_all_reduce=bool(e["disable_custom_all_reduce"]),
+        enable_prefix_caching=bool(e.get("enable_prefix_caching", True))
+        if w.get("prefix") is not None
+        else None,
         workload=str(w["name"]),
         mean_input_tokens=_positive(w["mean_input_tokens"], "workload.mean_input_tokens"),
         mean_output_tokens=_positive(w["mean_output_tokens"], "workload.mean_output_tokens"),
@@ -414,6 +420,11 @@ def serve_command(inp: LaunchInput, inst: Instance, notes: list[str]) -> str:
         words.append(["--enforce-eager"])
     if inp.disable_custom_all_reduce:
         words.append(["--disable-custom-all-reduce"])
+    if inp.enable_prefix_caching is not None:
+        # a BooleanOptionalAction in vLLM (engine/arg_utils.py, V0 and V1): the plan's
+        # shared-prefix reuse depends on it, so it is passed either way
+        on = inp.enable_prefix_caching
+        words.append(["--enable-prefix-caching" if on else "--no-enable-prefix-caching"])
     if inst.role in ("prefill", "decode"):
         connector = CONNECTOR[dep.strategy]
         if connector == "NixlConnector":
@@ -640,6 +651,18 @@ def _instances_doc(inp: LaunchInput, insts: list[Instance], pxs: list[Proxy]) ->
     return doc
 
 
+def _prefix_note(inp: LaunchInput) -> str:
+    """The README's words on prefix caching, when the workload declares a shared prefix."""
+    if inp.enable_prefix_caching is None:
+        return ""
+    if inp.enable_prefix_caching:
+        return (
+            ", `--enable-prefix-caching` (the plan counts on the shared prompt prefix being "
+            "computed once per instance and reused)"
+        )
+    return ", `--no-enable-prefix-caching` (the plan assumes no prefix reuse)"
+
+
 def _mapping(inp: LaunchInput) -> list[str]:
     """How the strategy maps onto vLLM: README paragraphs."""
     dep = inp.deployment
@@ -775,6 +798,7 @@ def _readme(
         "larger than the token budget)"
         + (", `--enforce-eager`" if inp.enforce_eager else "")
         + (", `--disable-custom-all-reduce`" if inp.disable_custom_all_reduce else "")
+        + _prefix_note(inp)
         + ".",
         "",
     ]

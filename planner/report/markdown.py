@@ -10,6 +10,7 @@ from planner.ecoserve_paper import PAPER, PAPER_RATIO, PaperComparison
 from planner.hardware import Cluster
 from planner.pipeline import PlanOutcome, ScaleOutcome
 from planner.scaling import ScaleStep
+from planner.scenario import Scenario
 from planner.search import Ranked
 from planner.sensitivity import SensitivityTable
 
@@ -407,6 +408,7 @@ def render_markdown(
         f"- **Workload**: {s.workload.name}; mean input {inp.mean():.0f} tokens, mean output "
         f"{out.mean():.0f} tokens; arrivals {s.workload.arrivals.process}"
         + (f" (CV {s.workload.arrivals.cv:g})" if s.workload.arrivals.process == "gamma" else "")
+        + _prefix_words(s)
         + ".",
         f"- **SLO**: TTFT ≤ {s.slo.ttft_s:g} s and TPOT ≤ {s.slo.tpot_s * 1e3:g} ms for "
         f"{s.slo.attainment:g}% of requests ({'joint' if s.slo.joint else 'per metric'}).",
@@ -530,3 +532,16 @@ def render_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+def _prefix_words(s: Scenario) -> str:
+    """The workload's shared prefix and what prefix caching reuses of it (docs/model.md §4.6)."""
+    pre = s.workload.prefix
+    if pre is None:
+        return ""
+    words = f"; a {pre.tokens:,}-token shared prefix starts {pre.share:.0%} of prompts"
+    cached = s.cached_tokens()
+    if not s.engine.prefix_caching:
+        return words + " (not reused: the engine's prefix caching is off)"
+    mean = 0.0 if cached is None else float(cached.mean())
+    return words + f" (prefix caching reuses {mean:,.0f} prompt tokens per request on average)"

@@ -13,10 +13,12 @@ Modes:
 
 Decode bookkeeping is O(1) per iteration: the instance counts its decode iterations k, a request
 joining at k0 with n steps left finishes at k0 + n (a heap of finish counts), and the KV tokens
-read per step are Σ prompt + B·k − Σ k0. KV memory is paged (vLLM): a prompt's KV is reserved
-when its prefill starts, each decode step adds one token per request, and when the cache is full
-the most recently admitted request is preempted and later recomputed (its prompt plus the tokens
-it had generated), as vLLM's recompute preemption does.
+read per step are Σ prompt + Σ cached prefix + B·k − Σ k0. KV memory is paged (vLLM): a
+prompt's KV is reserved when its prefill starts, each decode step adds one token per request,
+and when the cache is full the most recently admitted request is preempted and later recomputed
+(its prompt plus the tokens it had generated), as vLLM's recompute preemption does. A prompt's
+tokens found in the shared prefix cache are neither prefilled nor held per request: the
+instance's cache is smaller by the prefix (docs/model.md §10.2).
 
 A request's first decode step starts its TPOT clock and ends its TTFT (EcoServe's measure).
 """
@@ -48,6 +50,12 @@ class RequestTable:
     finish_s: list[float]  # end of the last decode step (−1: not yet)
     reserve: list[int]  # KV tokens reserved beyond the prompt (KV policy; 0 under paged)
     preemptions: int = 0
+    # prompt tokens found in the shared prefix cache: not prefilled, held once per instance
+    # (not in `prompt`), read by every decode step; empty when no request reuses a prefix
+    cached: list[int] = field(default_factory=list)
+
+    def cached_at(self, rid: int) -> int:
+        return self.cached[rid] if self.cached else 0
 
 
 @dataclass
@@ -81,6 +89,7 @@ class Instance:
     k: int = 0
     n_run: int = 0
     sum_prompt_run: int = 0
+    sum_cached_run: int = 0  # shared prefix tokens the running requests read (not held)
     sum_k0: int = 0
     sum_first_s: float = 0.0
     kv_static: int = 0  # KV tokens of requests prefilling, ready to join, or held for transfer
@@ -228,7 +237,8 @@ class Instance:
         req = self.requests
         if req.remaining[rid] == req.steps[rid]:
             return req.attention_s[rid]
-        return self.timer.chunk_attention_s(req.prompt[rid], 0.0)  # recompute after preemption
+        # recompute after preemption, after the prefix found in the cache again
+        return self.timer.chunk_attention_s(req.prompt[rid], req.cached_at(rid))
 
     def _prefilled(self, rid: int, done_s: float) -> None:
         req = self.requests
@@ -271,6 +281,7 @@ class Instance:
             self._order.append(rid)
             self.n_run += 1
             self.sum_prompt_run += p
+            self.sum_cached_run += req.cached_at(rid)
             self.sum_k0 += self.k
             self.sum_first_s += req.first_decode_s[rid]
             r = req.reserve[rid]
@@ -284,7 +295,9 @@ class Instance:
         return self.n_run + len(self.ready)
 
     def _kv_read(self) -> float:
-        return float(self.sum_prompt_run + self.n_run * self.k - self.sum_k0)
+        """KV tokens a decode step reads: every running request's whole context, its cached
+        prefix included."""
+        return float(self.sum_prompt_run + self.sum_cached_run + self.n_run * self.k - self.sum_k0)
 
     def _leave(self, rid: int) -> int:
         """Take a running request out of the decode batch; returns the steps it did here."""
@@ -296,6 +309,7 @@ class Instance:
             self.n_within -= 1
         self.n_run -= 1
         self.sum_prompt_run -= req.prompt[rid]
+        self.sum_cached_run -= req.cached_at(rid)
         self.sum_k0 -= k0
         self.sum_first_s -= req.first_decode_s[rid]
         return self.k - k0
@@ -374,7 +388,8 @@ class Instance:
                 self.kv_waiting -= need
                 self.kv_static += need
             c = min(p - done, budget)
-            chunk_s += self.timer.chunk_attention_s(c, done, self.timer.hybrid_chunk_share)
+            share = self.timer.hybrid_chunk_share
+            chunk_s += self.timer.chunk_attention_s(c, req.cached_at(rid) + done, share)
             chunk_tokens += c
             budget -= c
             self._progress[rid] = done + c

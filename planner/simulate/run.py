@@ -116,16 +116,38 @@ def _table(stream: RequestStream, im: InstanceModel, scen: Scenario, seed: int) 
     if scen.kv.policy == "max":  # generation stops at max_tokens
         out = np.minimum(out, int(scen.max_output_tokens))
     steps = np.maximum(out - 1, 0)
+    prompt, cached, attention_s = _prompts(stream, im)
     return RequestTable(
         reserve=_reservations(scen, stream, seed),
         arrival_s=stream.arrival_s.tolist(),
-        prompt=stream.input_tokens.tolist(),
+        prompt=prompt,
         remaining=steps.tolist(),
         steps=steps.tolist(),
-        attention_s=im.timer.prompt_attention_s(stream.input_tokens).tolist(),
+        attention_s=attention_s,
         first_decode_s=[-1.0] * stream.size,
         finish_s=[-1.0] * stream.size,
+        cached=cached,
     )
+
+
+def _prompts(stream: RequestStream, im: InstanceModel) -> tuple[list[int], list[int], list[float]]:
+    """(tokens each request prefills, tokens it finds in the prefix cache, its prompt's
+    attention time): a request with c cached tokens of its I prefills I − c, whose attention
+    reads the cached KV too (a chunk after a prefix of c, docs/model.md §10.2)."""
+    inp = stream.input_tokens
+    cached = stream.cached_tokens
+    if cached is None:
+        return inp.tolist(), [], im.timer.prompt_attention_s(inp).tolist()
+    new = (inp - cached).tolist()
+    done = cached.tolist()
+    attention_s = [im.timer.chunk_attention_s(n, c) for n, c in zip(new, done, strict=True)]
+    return new, done, attention_s
+
+
+def _request_kv_tokens(im: InstanceModel) -> int:
+    """KV tokens an instance has for requests: its cache less the shared prefix's blocks,
+    held once per instance whenever prefixes are reused (docs/model.md §10.2)."""
+    return max(im.memory.kv_capacity_tokens - int(im.prefix_tokens), 0)
 
 
 def _instances(
@@ -136,7 +158,7 @@ def _instances(
         Instance(
             lend_share=lend,
             timer=im.timer,
-            kv_capacity_tokens=im.memory.kv_capacity_tokens,
+            kv_capacity_tokens=_request_kv_tokens(im),
             requests=table,
             mode=mode,
             max_batched_tokens=im.max_batched_tokens,
@@ -253,10 +275,9 @@ def _ecoserve(
     loop = _Loop(_instances(im, dep.instances, table, "vllm", dep, scen.kv))
     slo = scen.slo
     budget = min(dep.window_s if dep.window_s is not None else slo.ttft_s, slo.ttft_s)
-    predicted = im.timer.prompt_attention_s(stream.input_tokens)
     predicted_s = [
         im.timer.prefill_s(float(p), 1, float(a)) / dep.pp
-        for p, a in zip(stream.input_tokens, predicted, strict=True)
+        for p, a in zip(table.prompt, table.attention_s, strict=True)
     ]
     target = np.random.default_rng([seed, 3]).integers(0, macros, stream.size).tolist()
     active = [0] * macros
@@ -333,7 +354,9 @@ def simulate(
     lifetime = request_lifetime_s(dep, scen)
     check_simulation_size(requests, rate, lifetime, _instance_count(dep))
     total, win = measured_window(requests, rate, lifetime)
-    stream = draw_requests(scen.workload, scen.model.max_context, total, rate, seed)
+    stream = draw_requests(
+        scen.workload, scen.model.max_context, total, rate, seed, scen.prefix_cache_block_tokens
+    )
     if dep.family == "NoDG":
         loop = _nodg(dep, scen, stream, seed, win)
     elif dep.family == "FuDG":

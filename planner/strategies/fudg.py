@@ -2,8 +2,9 @@
 
 Prefill pool: n_p instances, each an M/G/1 (G/G/1) prefill queue at λ/n_p (DistServe's model,
 PP as a pipelined server of stage time latency/pp; waiting prompts batched as in NoDG). After
-prefill the request's KV, input·kv_bytes_per_token, crosses a link modelled as a queue whose
-service time is KV bytes / effective bandwidth:
+prefill the request's KV, input·kv_bytes_per_token (its computed tokens only when it reuses a
+cached shared prefix, which decode instances cache too: docs/model.md §7.1), crosses a link
+modelled as a queue whose service time is KV bytes / effective bandwidth:
   distserve — P and D instances share a node; KV goes over the intra-node path (PCIe/NVLink),
     whose bandwidth is shared with the TP all-reduces of the instances on it.
   mooncake — KV goes over the NICs; the busiest node NIC direction sets the queue.
@@ -28,7 +29,7 @@ def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: in
     """Share of the intra-node path left for KV: it also carries the TP all-reduces of the
     node's prefill instances, busy ρ_p of the time with all-reduces taking their share of each
     prefill (floored at 5%)."""
-    pre = pim.perf.prefill(float(pim.inp.mean()))
+    pre = pim.mean_prefill
     comm_share = float(pre.comm_s / pre.total_s) * rho_p * prefill_per_node
     return max(1.0 - comm_share, 0.05)
 
@@ -46,7 +47,8 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
             "prefill capacity", f"prefill utilisation {rho_p:.2f} ≥ 1", {"prefill": rho_p}
         )
 
-    kv_bytes = scen.model.kv_bytes_per_sequence(pim.inp)
+    # decode instances cache the shared prefix too: only the computed tokens' KV travels
+    kv_bytes = scen.model.kv_bytes_per_sequence(pim.prefill_tokens)
     kv_mean, kv_m2 = float(kv_bytes.mean()), float((kv_bytes**2).mean())
     if network:
         layout = placement(dep, c.gpus_per_node, c.nodes)
@@ -81,7 +83,7 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
         )
     net_wait = mg1_wait(link_rate, kv_mean / bw, kv_m2 / bw**2, ca2)
     # prefill instances hold each KV until it has left: the backlog must fit their KV cache
-    held_tokens = rate_p * (net_wait.mean_s + float(xfer.mean())) * float(pim.inp.mean())
+    held_tokens = rate_p * (net_wait.mean_s + float(xfer.mean())) * float(pim.prefill_tokens.mean())
     if held_tokens > pim.memory.kv_capacity_tokens:
         return Unstable(
             "KV memory",

@@ -119,11 +119,12 @@ def _hybrid_iterations(
     (t = t_0 + k·c), the fixed point is c = λ·E[I]·t_0 / (1 − λ·E[I]·k), clipped to
     [E[I], C − b] (the full chunk when λ·E[I]·k ≥ 1), then refined by two passes of the map
     itself, since t_c is convex rather than linear in c. A chunk re-reads its prompt's prefix KV:
-    the token-weighted mean prefix E[I²]/(2E[I]) less c/2. The rate-independent parts are
+    the token-weighted mean prefix E[I²]/(2E[I]) less c/2 (with a prefix cache, over the
+    computed tokens: `InstanceModel.chunk_prefix_tokens`). The rate-independent parts are
     computed once per instance and budget.
     """
-    mean_in = float(im.inp.mean())
-    half_prompt = float((im.inp**2).mean()) / (2.0 * mean_in)
+    mean_in = float(im.prefill_tokens.mean())
+    half_prompt = im.chunk_prefix_tokens
     batch = np.arange(min(im.step_s.size, budget_tokens + 1), dtype=float)
 
     def step_s(chunk: np.ndarray) -> np.ndarray:
@@ -153,8 +154,8 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
     im = scen.instance(dep.tp, dep.pp)
     ca2 = scen.workload.arrivals.ca2
     rate_i = rate / dep.instances
-    mean_in = float(im.inp.mean())
-    token_rate = rate_i * mean_in
+    prompt = im.prefill_tokens  # tokens to compute: cached prefix tokens are not scheduled
+    token_rate = rate_i * float(prompt.mean())
     b, room, t_full, chunk, t_c = _hybrid_iterations(im, dep.chunk_tokens, token_rate)
     t_d = im.step_s[: b.size]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -184,9 +185,9 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
     if (bad := kv_check(im, batch)) is not None:
         return bad
     t_ci, t_di, mu_i, rho_i = float(t_c[i]), float(t_d[i]), float(mu[i]), float(rho[i])
-    service = im.inp / mu_i  # a prompt's chunked prefill when the queue is busy
+    service = prompt / mu_i  # a prompt's chunked prefill when the queue is busy
     wait = mg1_wait(rate_i, float(service.mean()), float((service**2).mean()), ca2)
-    active = im.inp * t_ci / max(float(chunk[i]), 1.0)  # hybrid seconds a prompt adds
+    active = prompt * t_ci / max(float(chunk[i]), 1.0)  # hybrid seconds a prompt adds
     n = im.steps
     life = n * float(tpot_mean[i])
     # decodes have priority, so a request decodes as soon as its own prefill ends, while the
