@@ -5,13 +5,19 @@ of the simulator.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 from scipy import special
 
-from planner.deployment import Deployment
+from planner.deployment import (
+    Deployment,
+    cross_node_boundaries,
+    nodes_needed,
+    span_problem,
+)
 from planner.engine import DEFAULT_ENGINE, ENGINES, EngineProfile
 from planner.hardware import Cluster
 from planner.kv_policy import KVPolicy, held_tokens, predicted_outputs
@@ -19,7 +25,7 @@ from planner.model import ModelSpec
 from planner.perf import InstancePerf, MemoryPlan
 from planner.perf.iteration import IterationTimer
 from planner.perf.memory import plan_engine_memory
-from planner.workload import SLO, Workload, request_sample
+from planner.workload import SLO, Arrivals, Workload, request_sample
 
 
 @dataclass
@@ -166,6 +172,12 @@ class Scenario:
     engine: EngineProfile = field(default_factory=lambda: ENGINES[DEFAULT_ENGINE])
     _instances: dict[tuple[int, int], InstanceModel] = field(default_factory=dict, repr=False)
     _sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    # unit scenarios by (replicas, queues, id of the scenario they derive from): variants made
+    # with dataclasses.replace share this dict, so each entry keeps its source alive and is
+    # only used for it
+    _units: dict[tuple[int, int, int], tuple[Scenario, Scenario]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def max_output_tokens(self) -> float:
@@ -177,7 +189,7 @@ class Scenario:
 
     def with_kv(self, kv: KVPolicy) -> Scenario:
         """The scenario under another KV policy (the length sample is shared)."""
-        return replace(self, kv=kv, _instances={})
+        return replace(self, kv=kv, _instances={}, _units={})
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """The stratified (input, output) length sample, drawn once per scenario."""
@@ -210,7 +222,17 @@ class Scenario:
         mem, limits = plan_engine_memory(
             self.model, gpu, tp, pp, eng, max_model_len=need, context_tokens=held_mean
         )
-        perf = InstancePerf(self.model, gpu, self.cluster.link, tp, pp, eng)
+        crossing = cross_node_boundaries(tp, pp, self.cluster.gpus_per_node)
+        perf = InstancePerf(
+            self.model,
+            gpu,
+            self.cluster.link,
+            tp,
+            pp,
+            eng,
+            network=self.cluster.network if crossing else None,
+            cross_node_boundaries=crossing,
+        )
         prefill = perf.prefill(inp).total_s
         kv_limit = mem.kv_capacity_tokens / max(held_mean, 1.0)
         seqs = limits.max_num_seqs
@@ -235,9 +257,58 @@ class Scenario:
         )
 
 
+def round_robin_ca2(ca2: float, replicas: int, queues: int) -> float:
+    """Squared CV of the arrivals at each of a unit's `queues` queues when a round-robin
+    balancer feeds `replicas` units (docs/model.md §8.2). Every r-th arrival of a renewal stream
+    with squared CV c² has gaps that are sums of r gaps: c²/r. Inside the unit a request goes
+    to a uniformly random queue; independent thinning with probability p = 1/queues turns a
+    renewal stream of squared CV c_u² into one of p·c_u² + 1 − p (Whitt 1982, "Approximating a
+    point process by a renewal process", §4). One replica keeps the workload's c² per queue,
+    as every strategy model does (exact for Poisson arrivals, for which both formulas give 1
+    at r = 1)."""
+    if replicas <= 1:
+        return ca2
+    share = 1.0 / max(queues, 1)
+    return share * ca2 / replicas + 1.0 - share
+
+
+def unit_queues(dep: Deployment) -> int:
+    """Queues a unit's router splits requests over at random: NoDG instances, EcoServe macro
+    instances, FuDG prefill instances."""
+    if dep.strategy == "ecoserve":
+        return max(dep.instances // max(dep.macro_size, 1), 1)
+    return dep.instances
+
+
+def unit_scenario(dep: Deployment, scen: Scenario) -> Scenario:
+    """The scenario one unit of a replicated deployment sees (docs/model.md §8.2): its share of
+    the nodes, and Gamma arrivals with the squared CV `round_robin_ca2` (the sum of r Gamma
+    gaps is Gamma, so that is exact before the unit's random split). The instance models and
+    the length sample are shared with `scen`. `scen` itself when replicas = 1."""
+    if dep.replicas <= 1:
+        return scen
+    key = (dep.replicas, unit_queues(dep), id(scen))
+    if key not in scen._units:
+        ca2 = round_robin_ca2(scen.workload.arrivals.ca2, dep.replicas, key[1])
+        arrivals = Arrivals(process="gamma", cv=math.sqrt(ca2))
+        scen.sample()
+        unit = replace(
+            scen,
+            cluster=scen.cluster.model_copy(update={"nodes": scen.cluster.nodes // dep.replicas}),
+            workload=scen.workload.model_copy(update={"arrivals": arrivals}),
+            _instances=scen._instances,
+            _sample=scen._sample,
+            _units={},
+        )
+        scen._units[key] = (scen, unit)
+    return scen._units[key][1]
+
+
 def deployment_problem(dep: Deployment, scen: Scenario) -> str | None:
     """Why a deployment cannot run on the scenario's cluster, or None."""
     c = scen.cluster
+    if dep.replicas < 1:
+        return "replicas must be at least 1"
     if dep.gpus > c.total_gpus:
         return f"needs {dep.gpus} GPUs, the cluster has {c.total_gpus}"
     pools = [(dep.tp, dep.pp, dep.instances)]
@@ -248,11 +319,16 @@ def deployment_problem(dep: Deployment, scen: Scenario) -> str | None:
     for tp, pp, n in pools:
         if n < 1:
             return "needs at least one instance"
-        if tp * pp > c.gpus_per_node and tp > c.gpus_per_node:
-            return f"tp={tp} spans nodes (a node has {c.gpus_per_node} GPUs)"
+        span = span_problem(tp, pp, c.gpus_per_node)
+        if span is not None:
+            return span
         mem = scen.instance(tp, pp).memory
         if not mem.fits:
             return mem.reason
+    nodes = nodes_needed(dep, c.gpus_per_node)
+    if dep.replicas * nodes > c.nodes:
+        each = f" ({dep.replicas} units of {nodes})" if dep.replicas > 1 else ""
+        return f"needs {dep.replicas * nodes} nodes{each}, the cluster has {c.nodes}"
     if dep.strategy == "ecoserve" and (dep.macro_size < 1 or dep.instances % dep.macro_size):
         return f"{dep.instances} instances do not split into macro instances of {dep.macro_size}"
     if dep.strategy == "sarathi" and dep.chunk_tokens < 16:

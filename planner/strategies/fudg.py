@@ -18,13 +18,13 @@ import math
 
 import numpy as np
 
-from planner.deployment import Deployment, interleaved_placement, placement
+from planner.deployment import Deployment, interleaved_groups, kv_node_shares
 from planner.queueing import ExpTailWait, mg1_wait, solve_decode_batch
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
 
 
-def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: int) -> float:
+def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: float) -> float:
     """Share of the intra-node path left for KV: it also carries the TP all-reduces of the
     node's prefill instances, busy ρ_p of the time with all-reduces taking their share of each
     prefill (floored at 5%)."""
@@ -49,7 +49,7 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
     kv_bytes = scen.model.kv_bytes_per_sequence(pim.inp)
     kv_mean, kv_m2 = float(kv_bytes.mean()), float((kv_bytes**2).mean())
     if network:
-        layout = placement(dep, c.gpus_per_node, c.nodes)
+        layout = kv_node_shares(dep, c.gpus_per_node, c.nodes)  # instances spanning nodes
         bw = c.network.node_bandwidth_bytes_s
         latency = c.network.latency_s
         # a KV lands on a decode instance chosen uniformly; those in the sender's node stay local
@@ -58,13 +58,13 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
         link_rate = max(max(out_rates), max(in_rates))
         link_name = f"{c.network.bandwidth_gbit:g} Gb/s NIC"
     else:
-        inter = interleaved_placement(dep, c.gpus_per_node, c.nodes)
+        inter = interleaved_groups(dep, c.gpus_per_node, c.nodes)
         if inter is None:
             return Unstable(
                 "placement",
                 "DistServe needs every node to hold both prefill and decode instances",
             )
-        p_node = inter[0][0]
+        p_node = inter.prefill / inter.nodes  # a group's stages split over its nodes
         free_share = intra_node_free_share(pim, rho_p, p_node)
         bw = c.link.p2p_bandwidth_bytes_s * free_share
         latency = c.link.latency_s
