@@ -240,7 +240,11 @@ def test_gpus_and_ports_never_collide_and_cover_the_deployment(
         assert len(ports) == len(set(ports)), f"a port is used twice: {ports}"
         assert len(side_ports) == len(set(side_ports))
         total += len(used)
-    assert total == dep["gpus"]
+    # the files start one unit of a replicated deployment (every unit runs them)
+    assert total == dep["gpus"] // dep["replicas"]
+    if dep["replicas"] > 1:
+        assert p.files["README.md"].startswith("# Replicated deployment")
+        assert json.loads(p.files["instances.json"])["replicas"] == dep["replicas"]
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -287,7 +291,8 @@ def test_commands_carry_the_plan(planned: dict[str, Planned], case: str) -> None
         for w in _commands(p.files["bench.sh"])
         if "--request-rate" in w
     ]
-    assert sum(rates) == pytest.approx(winner["goodput_rps"], rel=1e-3)
+    # one unit's share of the rate
+    assert sum(rates) == pytest.approx(winner["goodput_rps"] / dep["replicas"], rel=1e-3)
     assert "ttft:" in p.files["bench.sh"] and "tpot:" in p.files["bench.sh"]
     readme = p.files["README.md"]
     assert "vllm bench serve" in readme and "node0.sh" in readme

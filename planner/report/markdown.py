@@ -25,6 +25,12 @@ def _money(x: float | None) -> str:
     return "–" if x is None or not math.isfinite(x) else f"${x:,.2f}"
 
 
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, … 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _row(r: Ranked, target: float | None) -> list[str]:
     """A ranked candidate's cells in `_head(target)` order."""
     g = r.goodput
@@ -288,6 +294,14 @@ def render_markdown(
             lines.append(
                 f"For {target:g} req/s it needs **{w.gpus_needed} GPUs** "
                 f"({_money(w.cost_per_hour)} per hour)."
+            )
+        d = g.deployment
+        if d.replicas > 1:
+            lines.append(
+                f"It is {d.replicas} identical units of {d.unit.label()} ({d.unit_gpus} GPUs "
+                "each, on nodes of their own) behind a round-robin load balancer: each unit "
+                f"serves every {_ordinal(d.replicas)} request, {g.rate / d.replicas:.2f} req/s "
+                "(docs/model.md §8.2)."
             )
     lines += ["", "## Best deployment per strategy", ""]
     best_rows = [v[0] for v in res.per_strategy.values() if v]
