@@ -32,7 +32,7 @@ class Deployment:
     for a window of at most `window_s` seconds of prefill work (default: the TTFT SLO).
 
     `replicas` identical units, each a complete deployment of the other fields on nodes of its
-    own, share the requests round-robin (docs/model.md §8.2): GPUs = replicas × unit GPUs.
+    own, share the requests round-robin (docs/model.md §8.5): GPUs = replicas × unit GPUs.
     """
 
     strategy: StrategyName

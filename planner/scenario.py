@@ -259,7 +259,7 @@ class Scenario:
 
 def round_robin_ca2(ca2: float, replicas: int, queues: int) -> float:
     """Squared CV of the arrivals at each of a unit's `queues` queues when a round-robin
-    balancer feeds `replicas` units (docs/model.md §8.2). Every r-th arrival of a renewal stream
+    balancer feeds `replicas` units (docs/model.md §8.5). Every r-th arrival of a renewal stream
     with squared CV c² has gaps that are sums of r gaps: c²/r. Inside the unit a request goes
     to a uniformly random queue; independent thinning with probability p = 1/queues turns a
     renewal stream of squared CV c_u² into one of p·c_u² + 1 − p (Whitt 1982, "Approximating a
@@ -281,7 +281,7 @@ def unit_queues(dep: Deployment) -> int:
 
 
 def unit_scenario(dep: Deployment, scen: Scenario) -> Scenario:
-    """The scenario one unit of a replicated deployment sees (docs/model.md §8.2): its share of
+    """The scenario one unit of a replicated deployment sees (docs/model.md §8.5): its share of
     the nodes, and Gamma arrivals with the squared CV `round_robin_ca2` (the sum of r Gamma
     gaps is Gamma, so that is exact before the unit's random split). The instance models and
     the length sample are shared with `scen`. `scen` itself when replicas = 1."""

@@ -311,7 +311,7 @@ def upper_bound_rate(dep: Deployment, scen: Scenario) -> float:
     NoDG and PaDG return instances × the per-instance rate. The cost is a few vector operations
     on the step and batch grids per candidate (Sarathi: the hybrid tables the model caches).
 
-    Replicated (docs/model.md §8.2): the prediction at λ is the unit's at λ/r on its scenario
+    Replicated (docs/model.md §8.5): the prediction at λ is the unit's at λ/r on its scenario
     (`unit_scenario`), so r × the unit's bound there bounds it.
     """
     if dep.replicas > 1:
@@ -331,7 +331,7 @@ def _divisors(n: int) -> list[int]:
 
 def candidates(scen: Scenario, spec: SearchSpec) -> Iterator[Deployment]:
     """Every strategy's deployments of the whole cluster, and of units on fewer nodes replicated
-    to fill it (docs/model.md §8.2). FuDG: units on every divisor k of the node count, each with
+    to fill it (docs/model.md §8.5). FuDG: units on every divisor k of the node count, each with
     its own P:D splits. NoDG and PaDG: each deployment of the whole cluster, and the same
     instances (EcoServe: the same macro instances) in units on the fewest nodes that hold one
     (a divisor of the node count). For fixed instances, smaller units mean more replicas and

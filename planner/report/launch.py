@@ -1067,7 +1067,7 @@ def _replicas_section(whole: LaunchInput, unit: LaunchInput) -> str:
             "(`nodeJ` standing for the unit's J-th node). Put a round-robin load balancer in "
             f"front of the units' {entry} (e.g. nginx's `upstream`, whose default method is "
             "round robin), so that unit u gets requests u, u + R, u + 2R, … — the split the "
-            "plan's model assumes (docs/model.md §8.2). `bench.sh` checks one unit at its share, "
+            "plan's model assumes (docs/model.md §8.5). `bench.sh` checks one unit at its share, "
             f"{_fmt(unit.goodput_rps)} req/s.",
             "",
             "",

@@ -301,7 +301,7 @@ def render_markdown(
                 f"It is {d.replicas} identical units of {d.unit.label()} ({d.unit_gpus} GPUs "
                 "each, on nodes of their own) behind a round-robin load balancer: each unit "
                 f"serves every {_ordinal(d.replicas)} request, {g.rate / d.replicas:.2f} req/s "
-                "(docs/model.md §8.2)."
+                "(docs/model.md §8.5)."
             )
     lines += ["", "## Best deployment per strategy", ""]
     best_rows = [v[0] for v in res.per_strategy.values() if v]

@@ -98,7 +98,7 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
     problem = deployment_problem(dep, scen)
     if problem is not None:
         return _failed(rate, "infeasible", problem, {})
-    # a replicated deployment: one unit at its round-robin share (docs/model.md §8.2)
+    # a replicated deployment: one unit at its round-robin share (docs/model.md §8.5)
     res = MODELS[dep.strategy](dep.unit, unit_scenario(dep, scen), rate / dep.replicas)
     if isinstance(res, Unstable):
         return _failed(rate, res.constraint, res.detail, res.utilisation)
