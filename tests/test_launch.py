@@ -45,6 +45,9 @@ VLLM_SERVE_FLAGS = {
     "--kv-transfer-config",
     "--quantization",
     "--kv-cache-dtype",
+    # ParallelConfig.distributed_executor_backend ("ray" for instances spanning nodes; vLLM's
+    # arg_utils.py add_cli_args, from v0.5 on)
+    "--distributed-executor-backend",
 }
 # `vllm bench serve` flags, from vllm/benchmarks/serve.py (add_cli_args) and the dataset
 # arguments (vllm/benchmarks/datasets.py in v0.9.2, vllm/benchmarks/datasets/datasets.py in
@@ -451,3 +454,38 @@ def test_hf_id_from_name_or_path(tmp_path: Path) -> None:
     shipped += ["mixtral-8x7b", "qwen2-72b", "qwen2.5-32b", "qwen3-32b"]
     for name in shipped:  # the profiles name their weights
         assert hf_repo_id(catalog.load_model(name).hf_id), name
+
+
+def test_instances_spanning_nodes_run_on_ray(tmp_path: Path) -> None:
+    """TP2·PP2 on 2-GPU nodes: each instance spans two nodes; the first node starts a Ray head
+    and `vllm serve` on the Ray backend once the cluster has its 4 GPUs, the second joins. Four
+    nodes hold two such units: the files start one unit, every unit runs them."""
+    path = tmp_path / "span.yaml"
+    path.write_text(
+        "cluster: {gpu: l20, nodes: 4, gpus_per_node: 2, network: {bandwidth_gbit: 25}}\n"
+        "model: llama-3.1-8b\nworkload: {preset: alpaca}\n"
+        "search: {strategies: [vllm], tp: [2], pp: [2]}\n"
+    )
+    folder = tmp_path / "launch"
+    args = ["plan", str(path), "--no-sensitivity", "--out", str(tmp_path / "r.md")]
+    res = runner.invoke(app, [*args, "--format", "json", "--launch", str(folder)])
+    assert res.exit_code == 0, res.output
+    dep = json.loads(res.stdout)["winner"]["deployment"]
+    assert (dep["tp"], dep["pp"], dep["replicas"], dep["instances"]) == (2, 2, 2, 1)
+    files = _read(folder)
+    assert sorted(n for n in files if n.startswith("node")) == ["node0.sh", "node1.sh"]
+    [serve] = _serve_commands(files)[0]
+    assert _value(serve, "--distributed-executor-backend") == "ray"
+    assert _value(serve, "--pipeline-parallel-size") == "2"
+    assert _env(serve, "CUDA_VISIBLE_DEVICES") is None  # Ray owns both nodes' GPUs
+    assert _flags(serve) <= VLLM_SERVE_FLAGS
+    head = _commands(files["node0.sh"])
+    assert ["ray", "start", "--head", "--port=6379"] in head
+    assert head.index(["ray", "start", "--head", "--port=6379"]) < head.index(serve)
+    assert any(
+        w[:3] == ["ray", "start", "--address=node0:6379"] for w in _commands(files["node1.sh"])
+    )
+    assert _serve_commands(files)[1] == []
+    assert files["README.md"].startswith("# Replicated deployment")
+    inst = json.loads(files["instances.json"])
+    assert inst["replicas"] == 2 and len(inst["instances"]) == 1
