@@ -170,7 +170,7 @@ class Scenario:
     samples: int = 512
     kv: KVPolicy = field(default_factory=KVPolicy)
     engine: EngineProfile = field(default_factory=lambda: ENGINES[DEFAULT_ENGINE])
-    _instances: dict[tuple[int, int], InstanceModel] = field(default_factory=dict, repr=False)
+    _instances: dict[tuple[int, int, int], InstanceModel] = field(default_factory=dict, repr=False)
     _sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     # unit scenarios by (replicas, queues, id of the scenario they derive from): variants made
     # with dataclasses.replace share this dict, so each entry keeps its source alive and is
@@ -197,14 +197,19 @@ class Scenario:
             self._sample = request_sample(self.workload, self.model.max_context, n=self.samples)
         return self._sample
 
-    def instance(self, tp: int, pp: int) -> InstanceModel:
-        """The InstanceModel for tp×pp (cached)."""
-        key = (tp, pp)
+    def instance(self, tp: int, pp: int, crossing: int | None = None) -> InstanceModel:
+        """The InstanceModel for tp×pp (cached) whose stages are laid out on whole nodes in
+        order (`cross_node_boundaries`), or with `crossing` of its stage boundaries between
+        nodes when a placement splits it otherwise (DistServe's stage-aligned groups,
+        docs/model.md §7.4)."""
+        if crossing is None:
+            crossing = cross_node_boundaries(tp, pp, self.cluster.gpus_per_node)
+        key = (tp, pp, crossing)
         if key not in self._instances:
-            self._instances[key] = self._build_instance(tp, pp)
+            self._instances[key] = self._build_instance(tp, pp, crossing)
         return self._instances[key]
 
-    def _build_instance(self, tp: int, pp: int) -> InstanceModel:
+    def _build_instance(self, tp: int, pp: int, crossing: int) -> InstanceModel:
         inp, out = self.sample()
         need = int(min(float((inp + out).max()), self.model.max_context))
         gpu, eng = self.cluster.gpu, self.engine
@@ -222,7 +227,6 @@ class Scenario:
         mem, limits = plan_engine_memory(
             self.model, gpu, tp, pp, eng, max_model_len=need, context_tokens=held_mean
         )
-        crossing = cross_node_boundaries(tp, pp, self.cluster.gpus_per_node)
         perf = InstancePerf(
             self.model,
             gpu,

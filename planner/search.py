@@ -31,6 +31,7 @@ from planner.deployment import (
 from planner.errors import PlannerError
 from planner.scenario import InstanceModel, Scenario, deployment_problem, unit_scenario
 from planner.strategies import Goodput, goodput
+from planner.strategies.fudg import pool_instances
 from planner.strategies.nodg import _hybrid_iterations
 
 
@@ -231,8 +232,7 @@ def _sarathi_rate(im: InstanceModel, scen: Scenario, budget: int) -> float:
 
 def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
     """Requests/s a FuDG deployment passes at most."""
-    p = scen.instance(dep.tp, dep.pp)
-    d = scen.instance(dep.dtp, dep.dpp)
+    p, d = pool_instances(dep, scen)
     c = scen.cluster
     slo = scen.slo
     needs = _needs(scen, d)

@@ -33,9 +33,24 @@ def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: fl
     return max(1.0 - comm_share, 0.05)
 
 
+def pool_instances(dep: Deployment, scen: Scenario) -> tuple[InstanceModel, InstanceModel]:
+    """The prefill and decode instance models of a FuDG deployment. DistServe's stage-aligned
+    groups of g > 1 nodes split every instance's stages over the g nodes, so g − 1 of its
+    stage boundaries cross nodes whatever its size (docs/model.md §7.4)."""
+    c = scen.cluster
+    crossing: int | None = None
+    if dep.strategy == "distserve":
+        inter = interleaved_groups(dep, c.gpus_per_node, c.nodes)
+        if inter is not None and inter.nodes > 1:
+            crossing = inter.nodes - 1
+    return (
+        scen.instance(dep.tp, dep.pp, crossing),
+        scen.instance(dep.dtp, dep.dpp, crossing),
+    )
+
+
 def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Latencies | Unstable:
-    pim = scen.instance(dep.tp, dep.pp)
-    dim = scen.instance(dep.dtp, dep.dpp)
+    pim, dim = pool_instances(dep, scen)
     ca2 = scen.workload.arrivals.ca2
     c = scen.cluster
     rate_p = rate / dep.instances
