@@ -19,7 +19,7 @@ from planner.deployment import (
     span_problem,
 )
 from planner.engine import DEFAULT_ENGINE, ENGINES, EngineProfile
-from planner.hardware import Cluster
+from planner.hardware import Cluster, Network
 from planner.kv_policy import KVPolicy, held_tokens, predicted_outputs
 from planner.model import ModelSpec
 from planner.perf import InstancePerf, MemoryPlan
@@ -170,7 +170,12 @@ class Scenario:
     samples: int = 512
     kv: KVPolicy = field(default_factory=KVPolicy)
     engine: EngineProfile = field(default_factory=lambda: ENGINES[DEFAULT_ENGINE])
-    _instances: dict[tuple[int, int, int], InstanceModel] = field(default_factory=dict, repr=False)
+    # by (tp, pp, stage boundaries across nodes, the network they cross): variants made with
+    # dataclasses.replace (sensitivity) share this dict, and only crossing instances depend on
+    # the network
+    _instances: dict[tuple[int, int, int, Network | None], InstanceModel] = field(
+        default_factory=dict, repr=False
+    )
     _sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     # unit scenarios by (replicas, queues, id of the scenario they derive from): variants made
     # with dataclasses.replace share this dict, so each entry keeps its source alive and is
@@ -204,7 +209,7 @@ class Scenario:
         docs/model.md §7.4)."""
         if crossing is None:
             crossing = cross_node_boundaries(tp, pp, self.cluster.gpus_per_node)
-        key = (tp, pp, crossing)
+        key = (tp, pp, crossing, self.cluster.network if crossing else None)
         if key not in self._instances:
             self._instances[key] = self._build_instance(tp, pp, crossing)
         return self._instances[key]

@@ -338,7 +338,7 @@ def simulate(
     r = dep.replicas
     unit, unit_rate, per_unit = dep.unit, rate / r, math.ceil(requests / r)
     lifetime = request_lifetime_s(dep, scen)
-    check_simulation_size(per_unit * r, rate, lifetime, _instance_count(dep))
+    check_simulation_size(per_unit * r, rate, lifetime, _instance_count(dep) * r)
     total, win = measured_window(per_unit, unit_rate, lifetime)
     whole = draw_requests(scen.workload, scen.model.max_context, total * r, rate, seed)
     unit_scen = unit_scenario(dep, scen)  # its share of the nodes (arrivals: the sub-stream)
