@@ -655,6 +655,7 @@ def _instances_doc(inp: LaunchInput, insts: list[Instance], pxs: list[Proxy]) ->
             "name": i.name,
             "role": i.role,
             "node": i.node,
+            "nodes": list(i.nodes),
             "host": i.host,
             "gpus": list(i.gpus),
             "tp": i.tp,
@@ -940,12 +941,14 @@ def _readme(
         lines.append("- `proxy.sh`: the disaggregated-prefill proxy (run on node0)")
     lines += [
         "- `bench.sh`: the benchmark clients",
-        "- `instances.json`: every instance (name, role, node, host, GPUs, TP, PP, port, URL; "
-        "FuDG: KV connector, `kv_role`, side-channel or bootstrap port), the proxies (FuDG), "
-        "and for EcoServe the macro instances (`macro_instances`: members, "
+        "- `instances.json`: every instance (name, role, node, `nodes` — more than one for an "
+        "instance spanning nodes, whose `gpus` are then every GPU of each —, host, GPUs, TP, "
+        "PP, port, URL; FuDG: KV connector, `kv_role`, side-channel or bootstrap port), the "
+        "proxies (FuDG), and for EcoServe the macro instances (`macro_instances`: members, "
         "`activation_order` — instances take turns admitting prompts in this order —, "
         "`window_s` — the prefill work, in seconds, an instance admits per activation — and "
-        "`rate_rps` per macro instance); `schema_version` 1",
+        "`rate_rps` per macro instance); `replicas`, the units that each run these files; "
+        "`schema_version` 1",
         "",
     ]
     if notes:
