@@ -971,8 +971,8 @@ def _ray_head(inst: Instance) -> str:
     `ray start --address=…` on the others, `vllm serve` on the head node)."""
     need = inst.tp * inst.pp
     check = (
-        "import ray, sys; ray.init(address='auto'); "
-        f"sys.exit(0 if ray.cluster_resources().get('GPU', 0) >= {need} else 1)"
+        'import ray, sys; ray.init(address="auto"); '
+        f'sys.exit(0 if ray.cluster_resources().get("GPU", 0) >= {need} else 1)'
     )
     return (
         f"ray start --head --port={RAY_PORT}\n"
