@@ -470,6 +470,13 @@ class DeploymentSpec(_Strict):
         description="EcoServe prefill window budget (seconds of prefill work, (0, 86400]); "
         "default (null): the TTFT SLO",
     )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_GPUS,
+        description="identical units of the fields above, each on nodes of its own, behind a "
+        "round-robin load balancer (1..262,144); default 1",
+    )
 
     def build(self) -> Deployment:
         return Deployment(**self.model_dump())

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from planner.config import RampSpec
-from planner.deployment import Deployment
+from planner.deployment import Deployment, nodes_needed
 from planner.errors import PlannerError
 from planner.scenario import Scenario
 from planner.search import PlanResult
@@ -82,10 +82,12 @@ class ScalePlan:
         return min(s.attainment for s in self.steps)
 
 
-def _grown(scen: Scenario, gpus: int) -> Scenario:
-    """The scenario on a cluster with at least `gpus` GPUs (whole nodes), caches shared."""
+def _grown(scen: Scenario, dep: Deployment) -> Scenario:
+    """The scenario on a cluster with the nodes `dep` needs (at least its GPUs in whole nodes;
+    `nodes_needed` per unit when instances span nodes or share them by stage), caches shared."""
     c = scen.cluster
-    nodes = max(c.nodes, math.ceil(gpus / c.gpus_per_node))
+    need = dep.replicas * nodes_needed(dep, c.gpus_per_node)
+    nodes = max(c.nodes, math.ceil(dep.gpus / c.gpus_per_node), need)
     if nodes == c.nodes:
         return scen
     return dataclasses.replace(scen, cluster=c.model_copy(update={"nodes": nodes}))
@@ -109,7 +111,7 @@ def _smallest(covers: Callable[[int], bool]) -> int:
 
 
 def _step(scen: Scenario, dep: Deployment, rate: float, **extra: object) -> ScaleStep:
-    s = _grown(scen, dep.gpus)
+    s = _grown(scen, dep)
     p = predict(dep, s, rate, percentiles=False)
     return ScaleStep(rate, dep, dep.gpus, p.attainment, **extra)  # type: ignore[arg-type]
 
@@ -117,7 +119,7 @@ def _step(scen: Scenario, dep: Deployment, rate: float, **extra: object) -> Scal
 def _capacity(scen: Scenario, dep: Deployment, per_gpu_hint: float) -> float:
     """Analytical goodput (req/s) of `dep`, the root finder started from the best deployment's
     goodput per GPU times its GPUs."""
-    s = _grown(scen, dep.gpus)
+    s = _grown(scen, dep)
     return goodput(dep, s, guess=per_gpu_hint * dep.gpus, percentiles=False).rate
 
 
@@ -185,7 +187,7 @@ def _scale_padg(
         att = 0.0
         for n, share in zip(sizes, shares, strict=True):
             d = dataclasses.replace(best, instances=n, macro_size=n)
-            att += share * predict(d, _grown(scen, d.gpus), r * share, percentiles=False).attainment
+            att += share * predict(d, _grown(scen, d), r * share, percentiles=False).attainment
         steps.append(ScaleStep(r, dep, m * best.tp * best.pp, att, tuple(sizes), event))
     return steps
 
@@ -211,7 +213,8 @@ def scale(res: PlanResult, ramp: RampSpec) -> list[ScalePlan]:
     for strategy, items in res.per_strategy.items():
         if not items:
             continue
-        best, per_gpu = items[0].deployment, items[0].goodput.per_gpu
+        # the ramp scales its own copies (replicas of the plan's unit would double count them)
+        best, per_gpu = items[0].deployment.unit, items[0].goodput.per_gpu
         scale_family = {"NoDG": _scale_nodg, "FuDG": _scale_fudg, "PaDG": _scale_padg}
         steps = scale_family[best.family](res.scenario, best, per_gpu, ramp)
         plans.append(ScalePlan(strategy, steps, ramp.step_hours))

@@ -5,15 +5,21 @@ of the simulator.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 from scipy import optimize, special
 
-from planner.deployment import Deployment
+from planner.deployment import (
+    Deployment,
+    cross_node_boundaries,
+    nodes_needed,
+    span_problem,
+)
 from planner.engine import DEFAULT_ENGINE, ENGINES, EngineProfile
-from planner.hardware import Cluster
+from planner.hardware import Cluster, Network
 from planner.kv_policy import KVPolicy, held_tokens, predicted_outputs
 from planner.model import ModelSpec
 from planner.perf import InstancePerf, MemoryPlan, PhaseTime
@@ -21,6 +27,7 @@ from planner.perf.iteration import IterationTimer
 from planner.perf.memory import plan_engine_memory
 from planner.workload import (
     SLO,
+    Arrivals,
     Workload,
     cached_prefix_tokens,
     request_sample,
@@ -205,8 +212,19 @@ class Scenario:
     samples: int = 512
     kv: KVPolicy = field(default_factory=KVPolicy)
     engine: EngineProfile = field(default_factory=lambda: ENGINES[DEFAULT_ENGINE])
-    _instances: dict[tuple[int, int], InstanceModel] = field(default_factory=dict, repr=False)
+    # by (tp, pp, stage boundaries across nodes, the network they cross): variants made with
+    # dataclasses.replace (sensitivity) share this dict, and only crossing instances depend on
+    # the network
+    _instances: dict[tuple[int, int, int, Network | None], InstanceModel] = field(
+        default_factory=dict, repr=False
+    )
     _sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    # unit scenarios by (replicas, queues, id of the scenario they derive from): variants made
+    # with dataclasses.replace share this dict, so each entry keeps its source alive and is
+    # only used for it
+    _units: dict[tuple[int, int, int], tuple[Scenario, Scenario]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def max_output_tokens(self) -> float:
@@ -218,7 +236,7 @@ class Scenario:
 
     def with_kv(self, kv: KVPolicy) -> Scenario:
         """The scenario under another KV policy (the length sample is shared)."""
-        return replace(self, kv=kv, _instances={})
+        return replace(self, kv=kv, _instances={}, _units={})
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """The stratified (input, output) length sample, drawn once per scenario."""
@@ -256,14 +274,19 @@ class Scenario:
         cached = cached_prefix_tokens(inp, hit, pre.tokens, block)
         return cached if np.any(cached > 0) else None
 
-    def instance(self, tp: int, pp: int) -> InstanceModel:
-        """The InstanceModel for tp×pp (cached)."""
-        key = (tp, pp)
+    def instance(self, tp: int, pp: int, crossing: int | None = None) -> InstanceModel:
+        """The InstanceModel for tp×pp (cached) whose stages are laid out on whole nodes in
+        order (`cross_node_boundaries`), or with `crossing` of its stage boundaries between
+        nodes when a placement splits it otherwise (DistServe's stage-aligned groups,
+        docs/model.md §7.4)."""
+        if crossing is None:
+            crossing = cross_node_boundaries(tp, pp, self.cluster.gpus_per_node)
+        key = (tp, pp, crossing, self.cluster.network if crossing else None)
         if key not in self._instances:
-            self._instances[key] = self._build_instance(tp, pp)
+            self._instances[key] = self._build_instance(tp, pp, crossing)
         return self._instances[key]
 
-    def _build_instance(self, tp: int, pp: int) -> InstanceModel:
+    def _build_instance(self, tp: int, pp: int, crossing: int) -> InstanceModel:
         inp, out = self.sample()
         need = int(min(float((inp + out).max()), self.model.max_context))
         gpu, eng = self.cluster.gpu, self.engine
@@ -282,7 +305,16 @@ class Scenario:
         mem, limits = plan_engine_memory(
             self.model, gpu, tp, pp, eng, max_model_len=need, context_tokens=held_mean
         )
-        perf = InstancePerf(self.model, gpu, self.cluster.link, tp, pp, eng)
+        perf = InstancePerf(
+            self.model,
+            gpu,
+            self.cluster.link,
+            tp,
+            pp,
+            eng,
+            network=self.cluster.network if crossing else None,
+            cross_node_boundaries=crossing,
+        )
         if cached is None:
             prefill = perf.prefill(inp).total_s
             prefix, share = 0.0, 0.0
@@ -349,9 +381,58 @@ def kv_batch_limit(
     return float(optimize.brentq(excess, lo, top, xtol=1e-9, rtol=1e-12))
 
 
+def round_robin_ca2(ca2: float, replicas: int, queues: int) -> float:
+    """Squared CV of the arrivals at each of a unit's `queues` queues when a round-robin
+    balancer feeds `replicas` units (docs/model.md §8.5). Every r-th arrival of a renewal stream
+    with squared CV c² has gaps that are sums of r gaps: c²/r. Inside the unit a request goes
+    to a uniformly random queue; independent thinning with probability p = 1/queues turns a
+    renewal stream of squared CV c_u² into one of p·c_u² + 1 − p (Whitt 1982, "Approximating a
+    point process by a renewal process", §4). One replica keeps the workload's c² per queue,
+    as every strategy model does (exact for Poisson arrivals, for which both formulas give 1
+    at r = 1)."""
+    if replicas <= 1:
+        return ca2
+    share = 1.0 / max(queues, 1)
+    return share * ca2 / replicas + 1.0 - share
+
+
+def unit_queues(dep: Deployment) -> int:
+    """Queues a unit's router splits requests over at random: NoDG instances, EcoServe macro
+    instances, FuDG prefill instances."""
+    if dep.strategy == "ecoserve":
+        return max(dep.instances // max(dep.macro_size, 1), 1)
+    return dep.instances
+
+
+def unit_scenario(dep: Deployment, scen: Scenario) -> Scenario:
+    """The scenario one unit of a replicated deployment sees (docs/model.md §8.5): its share of
+    the nodes, and Gamma arrivals with the squared CV `round_robin_ca2` (the sum of r Gamma
+    gaps is Gamma, so that is exact before the unit's random split). The instance models and
+    the length sample are shared with `scen`. `scen` itself when replicas = 1."""
+    if dep.replicas <= 1:
+        return scen
+    key = (dep.replicas, unit_queues(dep), id(scen))
+    if key not in scen._units:
+        ca2 = round_robin_ca2(scen.workload.arrivals.ca2, dep.replicas, key[1])
+        arrivals = Arrivals(process="gamma", cv=math.sqrt(ca2))
+        scen.sample()
+        unit = replace(
+            scen,
+            cluster=scen.cluster.model_copy(update={"nodes": scen.cluster.nodes // dep.replicas}),
+            workload=scen.workload.model_copy(update={"arrivals": arrivals}),
+            _instances=scen._instances,
+            _sample=scen._sample,
+            _units={},
+        )
+        scen._units[key] = (scen, unit)
+    return scen._units[key][1]
+
+
 def deployment_problem(dep: Deployment, scen: Scenario) -> str | None:
     """Why a deployment cannot run on the scenario's cluster, or None."""
     c = scen.cluster
+    if dep.replicas < 1:
+        return "replicas must be at least 1"
     if dep.gpus > c.total_gpus:
         return f"needs {dep.gpus} GPUs, the cluster has {c.total_gpus}"
     pools = [(dep.tp, dep.pp, dep.instances)]
@@ -362,11 +443,16 @@ def deployment_problem(dep: Deployment, scen: Scenario) -> str | None:
     for tp, pp, n in pools:
         if n < 1:
             return "needs at least one instance"
-        if tp * pp > c.gpus_per_node and tp > c.gpus_per_node:
-            return f"tp={tp} spans nodes (a node has {c.gpus_per_node} GPUs)"
+        span = span_problem(tp, pp, c.gpus_per_node)
+        if span is not None:
+            return span
         mem = scen.instance(tp, pp).memory
         if not mem.fits:
             return mem.reason
+    nodes = nodes_needed(dep, c.gpus_per_node)
+    if dep.replicas * nodes > c.nodes:
+        each = f" ({dep.replicas} units of {nodes})" if dep.replicas > 1 else ""
+        return f"needs {dep.replicas * nodes} nodes{each}, the cluster has {c.nodes}"
     if dep.strategy == "ecoserve" and (dep.macro_size < 1 or dep.instances % dep.macro_size):
         return f"{dep.instances} instances do not split into macro instances of {dep.macro_size}"
     if dep.strategy == "sarathi" and dep.chunk_tokens < 16:

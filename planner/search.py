@@ -14,16 +14,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import special
 
 from planner.config import Objective, SearchSpec
-from planner.deployment import Deployment, StrategyName, interleaved_placement, placement
+from planner.deployment import (
+    Deployment,
+    StrategyName,
+    instance_nodes,
+    interleaved_groups,
+    kv_node_shares,
+    span_problem,
+)
 from planner.errors import PlannerError
-from planner.scenario import InstanceModel, Scenario, deployment_problem
+from planner.scenario import InstanceModel, Scenario, deployment_problem, unit_scenario
 from planner.strategies import Goodput, goodput
+from planner.strategies.fudg import pool_instances
 from planner.strategies.nodg import _hybrid_iterations
 
 
@@ -58,16 +66,22 @@ class PlanResult:
 
 
 def _shape_problem(scen: Scenario, tp: int, pp: int) -> str | None:
-    """Why a tp×pp instance cannot serve the model on this cluster, or None."""
-    if tp * pp > scen.cluster.gpus_per_node:
-        return f"tp={tp}×pp={pp} exceeds a node's {scen.cluster.gpus_per_node} GPUs"
+    """Why a tp×pp instance cannot serve the model on this cluster, or None. An instance larger
+    than a node spans whole nodes, pipeline stages split between them (docs/model.md §2.7)."""
+    c = scen.cluster
+    span = span_problem(tp, pp, c.gpus_per_node)
+    if span is not None:
+        return span
+    if instance_nodes(tp, pp, c.gpus_per_node) > c.nodes:
+        return f"tp={tp}×pp={pp} needs more than the cluster's {c.nodes} nodes"
     if scen.model.num_layers < pp:
         return f"pp={pp} exceeds the model's {scen.model.num_layers} layers"
     return scen.instance(tp, pp).memory.reason
 
 
 def shapes(scen: Scenario, spec: SearchSpec) -> list[tuple[int, int]]:
-    """Instance shapes (tp, pp) inside one node that hold the model and one full request;
+    """Instance shapes (tp, pp) that hold the model and one full request (an instance larger
+    than a node on whole nodes);
     a PlannerError naming each shape's problem when there is none."""
     out = [(tp, pp) for tp in spec.tp for pp in spec.pp if _shape_problem(scen, tp, pp) is None]
     if not out:
@@ -219,8 +233,7 @@ def _sarathi_rate(im: InstanceModel, scen: Scenario, budget: int) -> float:
 
 def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
     """Requests/s a FuDG deployment passes at most."""
-    p = scen.instance(dep.tp, dep.pp)
-    d = scen.instance(dep.dtp, dep.dpp)
+    p, d = pool_instances(dep, scen)
     c = scen.cluster
     slo = scen.slo
     needs = _needs(scen, d)
@@ -228,10 +241,10 @@ def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
     kv = scen.model.kv_bytes_per_sequence(p.prefill_tokens)
     kv_mean = float(kv.mean())
     if dep.strategy == "distserve":
-        inter = interleaved_placement(dep, c.gpus_per_node, c.nodes)
+        inter = interleaved_groups(dep, c.gpus_per_node, c.nodes)
         if inter is None:
             return 0.0
-        p_node = inter[0][0]
+        p_node = inter.prefill / inter.nodes
         bw, latency = c.link.p2p_bandwidth_bytes_s, c.link.latency_s
         pre = p.mean_prefill
         comm = float(pre.comm_s / pre.total_s) * s_b * p_node
@@ -240,7 +253,7 @@ def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
         link = dep.instances * max(bw / (a + bw * comm), 0.05 * bw / a)
     else:
         bw, latency = c.network.node_bandwidth_bytes_s, c.network.latency_s
-        layout = placement(dep, c.gpus_per_node, c.nodes)
+        layout = kv_node_shares(dep, c.gpus_per_node, c.nodes)
         n_p, n_d = dep.instances, dep.decode_instances
         per_rate = max(
             max(pi / n_p * (1.0 - di / n_d) for pi, di in layout),
@@ -298,7 +311,12 @@ def upper_bound_rate(dep: Deployment, scen: Scenario) -> float:
 
     NoDG and PaDG return instances × the per-instance rate. The cost is a few vector operations
     on the step and batch grids per candidate (Sarathi: the hybrid tables the model caches).
+
+    Replicated (docs/model.md §8.5): the prediction at λ is the unit's at λ/r on its scenario
+    (`unit_scenario`), so r × the unit's bound there bounds it.
     """
+    if dep.replicas > 1:
+        return dep.replicas * upper_bound_rate(dep.unit, unit_scenario(dep, scen))
     if dep.family == "FuDG":
         return _fudg_rate(dep, scen)
     im = scen.instance(dep.tp, dep.pp)
@@ -313,36 +331,83 @@ def _divisors(n: int) -> list[int]:
 
 
 def candidates(scen: Scenario, spec: SearchSpec) -> Iterator[Deployment]:
-    total = scen.cluster.total_gpus
+    """Every strategy's deployments of the whole cluster, and of units on fewer nodes replicated
+    to fill it (docs/model.md §8.5). FuDG: units on every divisor k of the node count, each with
+    its own P:D splits. NoDG and PaDG: each deployment of the whole cluster, and the same
+    instances (EcoServe: the same macro instances) in units on the fewest nodes that hold one
+    (a divisor of the node count). For fixed instances, smaller units mean more replicas and
+    fewer queues per unit, so calmer arrivals at each queue (`round_robin_ca2` = c²/N + 1 − 1/q
+    for N queues in all, q per unit, at most c²): the smallest unit dominates the larger
+    ones."""
+    c = scen.cluster
     sh = shapes(scen, spec)
-    slo = scen.slo
     for strategy in spec.strategies:
-        for tp, pp in sh:
-            size = tp * pp
-            n = total // size
-            if n < 1:
-                continue
-            if strategy == "vllm":
-                yield Deployment("vllm", tp=tp, pp=pp, instances=n)
-            elif strategy == "sarathi":
-                for c in spec.chunk_tokens:
-                    yield Deployment("sarathi", tp=tp, pp=pp, instances=n, chunk_tokens=c)
-            elif strategy == "ecoserve":
-                sizes = spec.macro_sizes or [d for d in _divisors(n) if d >= 2]
-                for m in sizes:
-                    if n % m:
-                        continue
-                    for f in spec.window_fractions:
-                        yield Deployment(
-                            "ecoserve",
-                            tp=tp,
-                            pp=pp,
-                            instances=n,
-                            macro_size=m,
-                            window_s=slo.ttft_s * f,
-                        )
         if strategy in ("distserve", "mooncake"):
-            yield from _fudg_candidates(strategy, scen, sh, total)
+            for k in _divisors(c.nodes):
+                unit_total = k * c.gpus_per_node
+                for d in _fudg_candidates(strategy, scen, sh, unit_total):
+                    yield d if k == c.nodes else replace(d, replicas=c.nodes // k)
+            continue
+        whole_dominated = scen.workload.arrivals.ca2 >= 1.0
+        for d in _colocated_candidates(strategy, scen, spec, sh, c.total_gpus):
+            smaller = _smallest_unit(d, scen)
+            if smaller is None or not whole_dominated:
+                yield d
+            if smaller is not None:
+                yield smaller
+
+
+def _smallest_unit(dep: Deployment, scen: Scenario) -> Deployment | None:
+    """The NoDG/PaDG deployment `dep` of the whole cluster as replicas of the unit on the
+    fewest nodes k < nodes (k dividing the node count) that holds at least one instance
+    (EcoServe: whole macro instances), or None."""
+    c = scen.cluster
+    size = dep.tp * dep.pp
+    span = instance_nodes(dep.tp, dep.pp, c.gpus_per_node)
+    for k in _divisors(c.nodes)[:-1]:
+        n = k // span if span > 1 else (k * c.gpus_per_node) // size
+        if n >= 1 and (dep.strategy != "ecoserve" or n % dep.macro_size == 0):
+            return replace(dep, instances=n, replicas=c.nodes // k)
+    return None
+
+
+def _colocated_candidates(
+    strategy: StrategyName,
+    scen: Scenario,
+    spec: SearchSpec,
+    sh: list[tuple[int, int]],
+    total: int,
+) -> Iterator[Deployment]:
+    """NoDG and PaDG deployments of `total` GPUs: every shape (× Sarathi chunk sizes; EcoServe:
+    × macro sizes dividing the instance count × window budgets). An instance larger than a node
+    takes whole nodes, so it counts ⌊nodes/span⌋ instances."""
+    c = scen.cluster
+    slo = scen.slo
+    for tp, pp in sh:
+        size = tp * pp
+        span = instance_nodes(tp, pp, c.gpus_per_node)
+        n = (total // c.gpus_per_node) // span if span > 1 else total // size
+        if n < 1:
+            continue
+        if strategy == "vllm":
+            yield Deployment("vllm", tp=tp, pp=pp, instances=n)
+        elif strategy == "sarathi":
+            for ch in spec.chunk_tokens:
+                yield Deployment("sarathi", tp=tp, pp=pp, instances=n, chunk_tokens=ch)
+        elif strategy == "ecoserve":
+            sizes = spec.macro_sizes or [d for d in _divisors(n) if d >= 2]
+            for m in sizes:
+                if n % m:
+                    continue
+                for f in spec.window_fractions:
+                    yield Deployment(
+                        "ecoserve",
+                        tp=tp,
+                        pp=pp,
+                        instances=n,
+                        macro_size=m,
+                        window_s=slo.ttft_s * f,
+                    )
 
 
 def _fudg_candidates(
@@ -352,13 +417,20 @@ def _fudg_candidates(
     n_p·sp + n_d·sd = total GPUs. The prefill capacity of an instance lies between unbatched
     (1/E[s]) and fully batched (1/s_b, `_prefill_floor`) service, so every split from the
     balance at the one to the balance at the other is tried, ± one prefill instance; the
-    pruning bound discards the hopeless ones cheaply."""
+    pruning bound discards the hopeless ones cheaply. An instance larger than a node counts
+    its whole nodes' GPUs."""
+    gpn = scen.cluster.gpus_per_node
     for tp_p, pp_p in sh:
         p_im = scen.instance(tp_p, pp_p)
         caps = (1.0 / p_im.service_mean_s, 1.0 / _prefill_floor(p_im)[0])
         for tp_d, pp_d in sh:
             d_cap = _decode_capacity(scen.instance(tp_d, pp_d), scen.slo.tpot_s)
-            sp, sd = tp_p * pp_p, tp_d * pp_d
+            sp, sd = (
+                tp * pp if tp * pp <= gpn else instance_nodes(tp, pp, gpn) * gpn
+                for tp, pp in ((tp_p, pp_p), (tp_d, pp_d))
+            )
+            if strategy == "distserve":  # stage slices share nodes (`interleaved_groups`)
+                sp, sd = tp_p * pp_p, tp_d * pp_d
             stars = [total / (sp + sd * p_cap / d_cap) for p_cap in caps]
             lo = max(1, math.floor(min(stars)) - 1)
             hi = math.ceil(max(stars)) + 1
@@ -379,6 +451,7 @@ def _fudg_candidates(
 
 def replication_unit_gpus(dep: Deployment) -> int:
     """Smallest group of GPUs that can be replicated with the same per-GPU goodput."""
+    dep = dep.unit
     if dep.family == "FuDG":
         g = math.gcd(dep.instances, dep.decode_instances)
         return dep.gpus // g

@@ -48,6 +48,9 @@ VLLM_SERVE_FLAGS = {
     # a BooleanOptionalAction in both versions (and since v0.7: its help names the `--no-` form)
     "--enable-prefix-caching",
     "--no-enable-prefix-caching",
+    # ParallelConfig.distributed_executor_backend ("ray" for instances spanning nodes; vLLM's
+    # arg_utils.py add_cli_args, from v0.5 on)
+    "--distributed-executor-backend",
 }
 # `vllm bench serve` flags, from vllm/benchmarks/serve.py (add_cli_args) and the dataset
 # arguments (vllm/benchmarks/datasets.py in v0.9.2, vllm/benchmarks/datasets/datasets.py in
@@ -245,7 +248,11 @@ def test_gpus_and_ports_never_collide_and_cover_the_deployment(
         assert len(ports) == len(set(ports)), f"a port is used twice: {ports}"
         assert len(side_ports) == len(set(side_ports))
         total += len(used)
-    assert total == dep["gpus"]
+    # the files start one unit of a replicated deployment (every unit runs them)
+    assert total == dep["gpus"] // dep["replicas"]
+    if dep["replicas"] > 1:
+        assert p.files["README.md"].startswith("# Replicated deployment")
+        assert json.loads(p.files["instances.json"])["replicas"] == dep["replicas"]
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -292,7 +299,8 @@ def test_commands_carry_the_plan(planned: dict[str, Planned], case: str) -> None
         for w in _commands(p.files["bench.sh"])
         if "--request-rate" in w
     ]
-    assert sum(rates) == pytest.approx(winner["goodput_rps"], rel=1e-3)
+    # one unit's share of the rate
+    assert sum(rates) == pytest.approx(winner["goodput_rps"] / dep["replicas"], rel=1e-3)
     assert "ttft:" in p.files["bench.sh"] and "tpot:" in p.files["bench.sh"]
     readme = p.files["README.md"]
     assert "vllm bench serve" in readme and "node0.sh" in readme
@@ -472,3 +480,38 @@ def test_hf_id_from_name_or_path(tmp_path: Path) -> None:
     shipped += ["mixtral-8x7b", "qwen2-72b", "qwen2.5-32b", "qwen3-32b"]
     for name in shipped:  # the profiles name their weights
         assert hf_repo_id(catalog.load_model(name).hf_id), name
+
+
+def test_instances_spanning_nodes_run_on_ray(tmp_path: Path) -> None:
+    """TP2·PP2 on 2-GPU nodes: each instance spans two nodes; the first node starts a Ray head
+    and `vllm serve` on the Ray backend once the cluster has its 4 GPUs, the second joins. Four
+    nodes hold two such units: the files start one unit, every unit runs them."""
+    path = tmp_path / "span.yaml"
+    path.write_text(
+        "cluster: {gpu: l20, nodes: 4, gpus_per_node: 2, network: {bandwidth_gbit: 25}}\n"
+        "model: llama-3.1-8b\nworkload: {preset: alpaca}\n"
+        "search: {strategies: [vllm], tp: [2], pp: [2]}\n"
+    )
+    folder = tmp_path / "launch"
+    args = ["plan", str(path), "--no-sensitivity", "--out", str(tmp_path / "r.md")]
+    res = runner.invoke(app, [*args, "--format", "json", "--launch", str(folder)])
+    assert res.exit_code == 0, res.output
+    dep = json.loads(res.stdout)["winner"]["deployment"]
+    assert (dep["tp"], dep["pp"], dep["replicas"], dep["instances"]) == (2, 2, 2, 1)
+    files = _read(folder)
+    assert sorted(n for n in files if n.startswith("node")) == ["node0.sh", "node1.sh"]
+    [serve] = _serve_commands(files)[0]
+    assert _value(serve, "--distributed-executor-backend") == "ray"
+    assert _value(serve, "--pipeline-parallel-size") == "2"
+    assert _env(serve, "CUDA_VISIBLE_DEVICES") is None  # Ray owns both nodes' GPUs
+    assert _flags(serve) <= VLLM_SERVE_FLAGS
+    head = _commands(files["node0.sh"])
+    assert ["ray", "start", "--head", "--port=6379"] in head
+    assert head.index(["ray", "start", "--head", "--port=6379"]) < head.index(serve)
+    assert any(
+        w[:3] == ["ray", "start", "--address=node0:6379"] for w in _commands(files["node1.sh"])
+    )
+    assert _serve_commands(files)[1] == []
+    assert files["README.md"].startswith("# Replicated deployment")
+    inst = json.loads(files["instances.json"])
+    assert inst["replicas"] == 2 and len(inst["instances"]) == 1

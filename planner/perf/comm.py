@@ -1,11 +1,13 @@
-"""Communication times: TP all-reduce and PP point-to-point (docs/model.md §2.5)."""
+"""Communication times: TP all-reduce and PP point-to-point inside a node (docs/model.md §2.5)
+and across nodes (§2.7)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from planner.engine import EngineProfile
-from planner.hardware import IntraNodeLink
+from planner.hardware import IntraNodeLink, Network
+from planner.units import GBIT_BYTES
 
 
 def allreduce_time_s(
@@ -42,3 +44,12 @@ def p2p_time_s(message_bytes: np.ndarray | float, link: IntraNodeLink) -> np.nda
     """Point-to-point send of M bytes over the intra-node link: M / p2p bandwidth + latency."""
     m = np.asarray(message_bytes, dtype=float)
     return m / link.p2p_bandwidth_bytes_s + link.latency_s
+
+
+def network_p2p_time_s(message_bytes: np.ndarray | float, network: Network) -> np.ndarray:
+    """Point-to-point send of M bytes between two nodes (docs/model.md §2.7): M / (one NIC's
+    line rate × efficiency) + the network latency. A pipeline stage's activations go from one
+    GPU to one GPU, so NCCL drives one NIC, not the node's `nics_per_node`."""
+    m = np.asarray(message_bytes, dtype=float)
+    nic_bytes_s = network.bandwidth_gbit * GBIT_BYTES * network.efficiency
+    return m / nic_bytes_s + network.latency_s

@@ -19,9 +19,9 @@ from functools import cached_property
 import numpy as np
 
 from planner.engine import DEFAULT_ENGINE, ENGINES, EngineProfile
-from planner.hardware import GPU, IntraNodeLink
+from planner.hardware import GPU, IntraNodeLink, Network
 from planner.model import ModelSpec
-from planner.perf.comm import allreduce_time_s, p2p_time_s
+from planner.perf.comm import allreduce_time_s, network_p2p_time_s, p2p_time_s
 from planner.perf.roofline import OpTime, gemm, launch_floor_s, roofline
 
 RESOURCES = ("compute", "memory", "communication", "overhead")
@@ -58,7 +58,11 @@ def _launch(gpu: GPU, graphed: Graphed) -> float | np.ndarray:
 
 @dataclass(frozen=True)
 class InstancePerf:
-    """Timing of one instance of `model` on `tp × pp` GPUs of type `gpu` under `engine`."""
+    """Timing of one instance of `model` on `tp × pp` GPUs of type `gpu` under `engine`.
+
+    An instance larger than a node has `cross_node_boundaries` of its pp − 1 stage boundaries
+    between nodes (`deployment.cross_node_boundaries`), whose sends go over `network`
+    (docs/model.md §2.7); the others go over the intra-node `link`."""
 
     model: ModelSpec
     gpu: GPU
@@ -66,6 +70,17 @@ class InstancePerf:
     tp: int = 1
     pp: int = 1
     engine: EngineProfile = field(default_factory=lambda: ENGINES[DEFAULT_ENGINE])
+    network: Network | None = None
+    cross_node_boundaries: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.cross_node_boundaries <= max(self.pp - 1, 0):
+            raise ValueError(
+                f"cross_node_boundaries must be in 0..pp−1 = {self.pp - 1}, "
+                f"got {self.cross_node_boundaries}"
+            )
+        if self.cross_node_boundaries and self.network is None:
+            raise ValueError("stage boundaries across nodes need the cluster's network")
 
     # ---- static shapes ---------------------------------------------------------------------
     @property
@@ -228,14 +243,26 @@ class InstancePerf:
         body = layer.scale(m.num_layers)
         comm = ar * m.num_layers
         if self.pp > 1:
-            act_bytes = tok * m.hidden_size * m.activation_dtype_bytes
-            comm = comm + (self.pp - 1) * p2p_time_s(act_bytes, self.link)
+            comm = comm + self.stage_sends_s(tok)
         return PhaseTime(
             compute_s=body.compute_s,
             memory_s=body.memory_s,
             comm_s=np.broadcast_to(comm, body.compute_s.shape).astype(float),
             overhead_s=body.launch_s + self.iteration_overhead_s,
         )
+
+    def stage_sends_s(self, tokens: np.ndarray | float) -> np.ndarray:
+        """The pipeline's activation sends for a forward pass of `tokens` tokens (docs/model.md
+        §2.5, §2.7): each of the pp − 1 stage boundaries sends tokens × hidden × activation
+        bytes, over the intra-node link, or over the network for the `cross_node_boundaries`
+        between nodes."""
+        m = self.model
+        act_bytes = np.asarray(tokens, dtype=float) * m.hidden_size * m.activation_dtype_bytes
+        x = self.cross_node_boundaries
+        inside = (self.pp - 1 - x) * p2p_time_s(act_bytes, self.link)
+        if x and self.network is not None:
+            return inside + x * network_p2p_time_s(act_bytes, self.network)
+        return inside
 
     def head_time(self, logit_rows: np.ndarray | float, graphed: Graphed = False) -> OpTime:
         """The LM head GEMM for `logit_rows` rows (one per sequence that samples a token), and

@@ -63,6 +63,7 @@ def deployment(d: Deployment) -> dict[str, Any]:
         "family": d.family,
         "label": d.label(),
         "gpus": d.gpus,
+        "replicas": d.replicas,
         "tp": d.tp,
         "pp": d.pp,
         "instances": d.instances,

@@ -20,12 +20,19 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from planner.catalog import read_json_file
-from planner.deployment import STRATEGIES, Deployment, interleaved_placement, placement
+from planner.deployment import (
+    STRATEGIES,
+    Deployment,
+    instance_nodes,
+    interleaved_groups,
+    nodes_needed,
+    placement,
+)
 from planner.errors import PlannerError
 from planner.search import PlanResult, Ranked
 from planner.yamlio import clip
@@ -46,6 +53,7 @@ MOONCAKE_PROXY = (
 )
 MOONCAKE_PROXY_COMMIT = "8fc582da949c433175f06b0a474cd57e7c88d077"
 SCHEMA_VERSION = 1
+RAY_PORT = 6379  # `ray start --head`'s default GCS port (Ray's documentation, "ray start")
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,7 @@ def _deployment(d: dict[str, Any]) -> Deployment:
         window_s=_positive(window, "deployment.window_s")
         if strategy == "ecoserve" and window is not None
         else None,
+        replicas=_positive_int(d.get("replicas", 1), "deployment.replicas"),
     )
 
 
@@ -263,10 +272,19 @@ class Instance:
     slot: int  # position among its node's instances: sets the port
     macro: int | None = None  # EcoServe macro instance
     activation: int | None = None  # EcoServe: position in its macro instance's rotation
+    span: int = 1  # nodes the instance occupies: > 1 spans whole nodes node … node + span − 1
+    gpus_per_node: int = 0  # the node size, for an instance spanning nodes
 
     @property
     def gpus(self) -> tuple[int, ...]:
+        """The GPUs it uses on its (first) node: all of them for an instance spanning nodes."""
+        if self.span > 1:
+            return tuple(range(self.gpus_per_node))
         return tuple(range(self.first_gpu, self.first_gpu + self.tp * self.pp))
+
+    @property
+    def nodes(self) -> tuple[int, ...]:
+        return tuple(range(self.node, self.node + self.span))
 
     @property
     def host(self) -> str:
@@ -281,21 +299,45 @@ class Instance:
         return f"http://{self.host}:{self.port}"
 
 
+def unit_input(inp: LaunchInput) -> LaunchInput:
+    """One unit of a replicated deployment on its own nodes at its share of the rate: the
+    launch files describe it, and every unit runs the same files on its nodes."""
+    dep = inp.deployment
+    if dep.replicas == 1:
+        return inp
+    return replace(
+        inp,
+        deployment=dep.unit,
+        goodput_rps=inp.goodput_rps / dep.replicas,
+        nodes=nodes_needed(dep, inp.gpus_per_node),
+    )
+
+
 def layout(inp: LaunchInput) -> list[Instance]:
-    """Instances on nodes, GPUs in order, never straddling a node. NoDG/PaDG: filled node by
-    node; EcoServe's macro instance m holds instances m·M … m·M + M − 1 and activates them in
-    that order. FuDG: the strategy models' placements (`fudg.placement`, DistServe's
-    `interleaved_placement`), prefill instances first on each node."""
+    """Instances on nodes, GPUs in order, never straddling a node unless larger than one (then
+    on whole nodes of their own). NoDG/PaDG: filled node by node; EcoServe's macro instance m
+    holds instances m·M … m·M + M − 1 and activates them in that order. FuDG: the strategy
+    models' placements (`fudg.placement`, DistServe's `interleaved_placement`), prefill
+    instances first on each node. A replicated deployment: one unit (`unit_input`)."""
+    inp = unit_input(inp)
     dep, gpn, nodes = inp.deployment, inp.gpus_per_node, inp.nodes
     out: list[Instance] = []
     if dep.family == "FuDG":
         if dep.strategy == "distserve":
-            per_node = interleaved_placement(dep, gpn, nodes)
-            if per_node is None:
+            groups = interleaved_groups(dep, gpn, nodes)
+            if groups is None:
                 raise PlannerError(
                     f"launch: {dep.label()} does not split into the same prefill and decode "
                     f"instances on each node of {gpn} GPUs, as DistServe's placement needs"
                 )
+            if groups.nodes > 1:
+                raise PlannerError(
+                    f"launch: {dep.label()} puts pipeline stages of prefill and decode instances "
+                    "on shared nodes (DistServe's stage-aligned placement), which needs one Ray "
+                    "cluster per instance on a share of each node's GPUs; this launcher does not "
+                    "generate that (choose another strategy with --launch-strategy)"
+                )
+            per_node = [(groups.prefill, groups.decode)] * groups.groups
         else:
             per_node = placement(dep, gpn, nodes)
         if (
@@ -313,24 +355,42 @@ def layout(inp: LaunchInput) -> list[Instance]:
                 ("prefill", p, dep.tp, dep.pp),
                 ("decode", d, dep.dtp, dep.dpp),
             ):
+                span = instance_nodes(tp, pp, gpn)
                 for _ in range(n):
-                    out.append(Instance(f"{role}{counts[role]}", role, node, gpu, tp, pp, slot))
+                    name = f"{role}{counts[role]}"
+                    inst = Instance(
+                        name, role, node, gpu, tp, pp, slot, span=span, gpus_per_node=gpn
+                    )
+                    out.append(inst)
                     counts[role] += 1
                     gpu, slot = gpu + tp * pp, slot + 1
         return out
     size = dep.tp * dep.pp
-    per = gpn // size
-    if per < 1 or dep.instances > per * nodes:
+    span = instance_nodes(dep.tp, dep.pp, gpn)
+    per = max(gpn // size, 1)
+    if dep.instances > (per * nodes if span == 1 else nodes // span):
         raise PlannerError(
             f"launch: {dep.instances} instances of {size} GPUs do not fit {nodes} nodes of {gpn} "
             "GPUs without an instance straddling two nodes"
         )
     eco = dep.strategy == "ecoserve"
     for i in range(dep.instances):
-        node, slot = divmod(i, per)
+        node, slot = divmod(i, per) if span == 1 else (i * span, 0)
         macro, pos = divmod(i, dep.macro_size) if eco else (None, None)
         out.append(
-            Instance(f"inst{i}", "serve", node, slot * size, dep.tp, dep.pp, slot, macro, pos)
+            Instance(
+                f"inst{i}",
+                "serve",
+                node,
+                slot * size if span == 1 else 0,
+                dep.tp,
+                dep.pp,
+                slot,
+                macro,
+                pos,
+                span=span,
+                gpus_per_node=gpn,
+            )
         )
     return out
 
@@ -386,7 +446,8 @@ def _limits(inp: LaunchInput, notes: list[str]) -> tuple[int, int, bool]:
 def serve_command(inp: LaunchInput, inst: Instance, notes: list[str]) -> str:
     """The `vllm serve` command of one instance, with its environment."""
     dep = inp.deployment
-    env = [f"CUDA_VISIBLE_DEVICES={','.join(str(g) for g in inst.gpus)}"]
+    # an instance spanning nodes runs on the Ray cluster of its nodes, every GPU of each
+    env = [] if inst.span > 1 else [f"CUDA_VISIBLE_DEVICES={','.join(str(g) for g in inst.gpus)}"]
     if inp.engine == "vllm-v0" and dep.family != "FuDG":
         env.append("VLLM_USE_V1=0")
     seqs, tokens, chunked = _limits(inp, notes)
@@ -401,6 +462,8 @@ def serve_command(inp: LaunchInput, inst: Instance, notes: list[str]) -> str:
         ["--max-model-len", str(inp.max_model_len)],
         ["--port", str(inst.port)],
     ]
+    if inst.span > 1:
+        words.append(["--distributed-executor-backend", "ray"])
     if inp.dtype == "fp8":
         words.append(["--quantization", "fp8"])
     elif inp.dtype not in ("bf16", "fp16"):
@@ -603,6 +666,7 @@ def _instances_doc(inp: LaunchInput, insts: list[Instance], pxs: list[Proxy]) ->
             "name": i.name,
             "role": i.role,
             "node": i.node,
+            "nodes": list(i.nodes),
             "host": i.host,
             "gpus": list(i.gpus),
             "tp": i.tp,
@@ -901,12 +965,14 @@ def _readme(
         lines.append("- `proxy.sh`: the disaggregated-prefill proxy (run on node0)")
     lines += [
         "- `bench.sh`: the benchmark clients",
-        "- `instances.json`: every instance (name, role, node, host, GPUs, TP, PP, port, URL; "
-        "FuDG: KV connector, `kv_role`, side-channel or bootstrap port), the proxies (FuDG), "
-        "and for EcoServe the macro instances (`macro_instances`: members, "
+        "- `instances.json`: every instance (name, role, node, `nodes` — more than one for an "
+        "instance spanning nodes, whose `gpus` are then every GPU of each —, host, GPUs, TP, "
+        "PP, port, URL; FuDG: KV connector, `kv_role`, side-channel or bootstrap port), the "
+        "proxies (FuDG), and for EcoServe the macro instances (`macro_instances`: members, "
         "`activation_order` — instances take turns admitting prompts in this order —, "
         "`window_s` — the prefill work, in seconds, an instance admits per activation — and "
-        "`rate_rps` per macro instance); `schema_version` 1",
+        "`rate_rps` per macro instance); `replicas`, the units that each run these files; "
+        "`schema_version` 1",
         "",
     ]
     if notes:
@@ -922,22 +988,62 @@ def launch_from_file(path: Path, strategy: str | None = None) -> tuple[LaunchInp
     return inp, launch_files(inp)
 
 
+def _ray_head(inst: Instance) -> str:
+    """Start the Ray cluster of an instance spanning nodes on its first node and wait until
+    every node of it has joined (all their GPUs), as vLLM's multi-node serving needs
+    (vLLM's docs, "Distributed inference and serving": `ray start --head` on the head node,
+    `ray start --address=…` on the others, `vllm serve` on the head node)."""
+    need = inst.tp * inst.pp
+    check = (
+        'import ray, sys; ray.init(address="auto"); '
+        f'sys.exit(0 if ray.cluster_resources().get("GPU", 0) >= {need} else 1)'
+    )
+    return (
+        f"ray start --head --port={RAY_PORT}\n"
+        f"until python3 -c {shlex.quote(check)} > /dev/null 2>&1; do sleep 5; done\n"
+    )
+
+
+def _ray_worker(inst: Instance) -> str:
+    return f"ray start --address={inst.host}:{RAY_PORT} --block > logs/ray-{inst.name}.log 2>&1 &\n"
+
+
 def launch_files(inp: LaunchInput) -> dict[str, str]:
-    """{relative path: text} of the launch files of `inp`'s deployment."""
+    """{relative path: text} of the launch files of `inp`'s deployment (of one unit when it is
+    replicated: every unit runs the same files on its own nodes)."""
+    whole = inp
+    inp = unit_input(inp)
     dep = inp.deployment
     insts = layout(inp)
     notes: list[str] = []
     files: dict[str, str] = {}
     node_files: dict[int, str] = {}
-    for node in sorted({i.node for i in insts}):
+    for node in sorted({n for i in insts for n in i.nodes}):
         mine = [i for i in insts if i.node == node]
+        joins = [i for i in insts if node in i.nodes[1:]]
         header = [
-            f"node{node}: {len(mine)} vLLM instance(s) of {_describe(inp)}.",
+            f"node{node}: {len(mine)} vLLM instance(s) of {_describe(inp)}."
+            + (f" Ray worker of {', '.join(i.name for i in joins)}." if joins else ""),
             "Generated by ecoplan; see README.md. Run on this node; logs go to logs/.",
         ]
         body = "mkdir -p logs\n"
+        for i in joins:
+            body += f"# {i.name} spans nodes {_gpu_span(i.nodes)}: join its Ray cluster\n"
+            body += _ray_worker(i)
         for i in mine:
-            body += f"# {i.name}: {i.role}, GPUs {_gpu_span(i.gpus)}, port {i.port}\n"
+            where = f"nodes {_gpu_span(i.nodes)}" if i.span > 1 else f"GPUs {_gpu_span(i.gpus)}"
+            body += f"# {i.name}: {i.role}, {where}, port {i.port}\n"
+            if i.span > 1:
+                body += _ray_head(i)
+                notes.append(
+                    "Instances larger than a node run on Ray (`pip install ray` on every node): "
+                    "the instance's first node starts the Ray head and `vllm serve` with "
+                    "`--distributed-executor-backend ray` once every node of the instance has "
+                    "joined; its other nodes' scripts join with `ray start --address`. vLLM "
+                    "places the pipeline stages on the nodes (TP inside a node, PP across them, "
+                    "as the plan's model assumes: docs/model.md §2.7). If NCCL picks the wrong "
+                    "network interface, set NCCL_SOCKET_IFNAME and GLOO_SOCKET_IFNAME."
+                )
             body += serve_command(inp, i, notes) + "\n"
         body += "wait\n"
         name = f"node{node}.sh"
@@ -965,9 +1071,35 @@ def launch_files(inp: LaunchInput) -> dict[str, str]:
     body += "".join(bench_command(inp, t, k) + "\n" for k, t in enumerate(targets))
     body += 'wait\ngrep -H "Request throughput\\|Request goodput" results/*.txt || true\n'
     files["bench.sh"] = _script(header, body)
-    files["instances.json"] = json.dumps(_instances_doc(inp, insts, pxs), indent=2) + "\n"
-    files["README.md"] = _readme(inp, insts, pxs, targets, node_files, notes)
+    doc = _instances_doc(inp, insts, pxs)
+    doc["replicas"] = whole.deployment.replicas
+    files["instances.json"] = json.dumps(doc, indent=2) + "\n"
+    readme = _readme(inp, insts, pxs, targets, node_files, notes)
+    files["README.md"] = _replicas_section(whole, inp) + readme if whole is not inp else readme
     return dict(sorted(files.items()))
+
+
+def _replicas_section(whole: LaunchInput, unit: LaunchInput) -> str:
+    """README preamble of a replicated deployment: what the files describe and how the units
+    are combined."""
+    dep, k = whole.deployment, unit.nodes
+    entry = "proxies" if dep.family == "FuDG" else "instances"
+    return "\n".join(
+        [
+            "# Replicated deployment",
+            "",
+            f"The plan is {dep.label()}: {dep.replicas} identical units of {k} node(s) each, "
+            f"{_fmt(whole.goodput_rps)} req/s in all. The files below start **one unit** on "
+            f"`node0` … `node{k - 1}`; run the same files on every unit's own {k} node(s) "
+            "(`nodeJ` standing for the unit's J-th node). Put a round-robin load balancer in "
+            f"front of the units' {entry} (e.g. nginx's `upstream`, whose default method is "
+            "round robin), so that unit u gets requests u, u + R, u + 2R, … — the split the "
+            "plan's model assumes (docs/model.md §8.5). `bench.sh` checks one unit at its share, "
+            f"{_fmt(unit.goodput_rps)} req/s.",
+            "",
+            "",
+        ]
+    )
 
 
 __all__ = [

@@ -27,6 +27,12 @@ def _money(x: float | None) -> str:
     return "–" if x is None or not math.isfinite(x) else f"${x:,.2f}"
 
 
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, … 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _row(r: Ranked, target: float | None) -> list[str]:
     """A ranked candidate's cells in `_head(target)` order."""
     g = r.goodput
@@ -171,7 +177,7 @@ def _kv_section(tables: list[SensitivityTable], scen_policy: str) -> list[str]:
 MITOSIS_COLUMNS = ("rate", "instances", "event", "GPUs", "attainment")
 
 
-def _ordinal(n: int) -> str:
+def _ordinal_word(n: int) -> str:
     return {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}.get(n, "last")
 
 
@@ -209,7 +215,7 @@ def _paper_section(cmp: PaperComparison) -> list[str]:
         + (
             "The planner agrees on the winner here"
             if agree
-            else f"The planner ranks EcoServe {_ordinal(cmp.ecoserve_rank)} of "
+            else f"The planner ranks EcoServe {_ordinal_word(cmp.ecoserve_rank)} of "
             f"{len(v)} strategies, at {cmp.ecoserve_vs_winner:.2f}× the goodput per GPU of the "
             f"winner ({cmp.winner})"
         )
@@ -242,7 +248,7 @@ def _paper_section(cmp: PaperComparison) -> list[str]:
             )
             + (
                 f"; the shapes the planner picks (the best deployments below) move EcoServe from "
-                f"first to {_ordinal(cmp.ecoserve_rank)}."
+                f"first to {_ordinal_word(cmp.ecoserve_rank)}."
                 if cmp.paper_shape_winner == "ecoserve" and not agree
                 else "."
             )
@@ -435,6 +441,14 @@ def render_markdown(
             lines.append(
                 f"For {target:g} req/s it needs **{w.gpus_needed} GPUs** "
                 f"({_money(w.cost_per_hour)} per hour)."
+            )
+        d = g.deployment
+        if d.replicas > 1:
+            lines.append(
+                f"It is {d.replicas} identical units of {d.unit.label()} ({d.unit_gpus} GPUs "
+                "each, on nodes of their own) behind a round-robin load balancer: each unit "
+                f"serves every {_ordinal(d.replicas)} request, {g.rate / d.replicas:.2f} req/s "
+                "(docs/model.md §8.5)."
             )
     lines += ["", "## Best deployment per strategy", ""]
     best_rows = [v[0] for v in res.per_strategy.values() if v]

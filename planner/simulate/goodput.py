@@ -21,9 +21,11 @@ DEFAULT_SEEDS = (0, 1, 2)
 
 
 def default_requests(dep: Deployment) -> int:
-    """Requests per simulation: 250 per instance (so each instance sees a few hundred), at
+    """Requests per simulation: 250 per instance of every unit (so each sees a few hundred), at
     least 2,000 and at most 8,000."""
-    instances = dep.instances + (dep.decode_instances if dep.family == "FuDG" else 0)
+    instances = dep.replicas * (
+        dep.instances + (dep.decode_instances if dep.family == "FuDG" else 0)
+    )
     return int(min(max(250 * instances, 2000), 8000))
 
 
@@ -78,7 +80,9 @@ def seed_goodput(
 
     # past the rate whose run would exceed the simulator's memory limit, the search stops at
     # the last passing rate (`results.max_simulated_rate`)
-    instances = dep.instances + (dep.decode_instances if dep.family == "FuDG" else 0)
+    instances = dep.replicas * (
+        dep.instances + (dep.decode_instances if dep.family == "FuDG" else 0)
+    )
     top = max_simulated_rate(requests, request_lifetime_s(dep, scen), instances)
     return highest_passing_rate(
         excess,

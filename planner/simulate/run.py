@@ -31,7 +31,7 @@ import numpy as np
 from planner.deployment import Deployment, interleaved_placement, placement
 from planner.errors import PlannerError
 from planner.kv_policy import LEND_SHARE, KVPolicy, predicted_outputs, reserved_output_tokens
-from planner.scenario import InstanceModel, Scenario, deployment_problem
+from planner.scenario import InstanceModel, Scenario, deployment_problem, unit_scenario
 from planner.simulate.instance import Instance, Mode, RequestTable
 from planner.simulate.requests import RequestStream, draw_requests
 from planner.simulate.results import (
@@ -343,7 +343,12 @@ def simulate(
 ) -> SimResult:
     """Simulate `dep` at `rate` requests/s and measure `requests` requests after a warm-up
     (`measured_window`; a request's typical lifetime is S_TTFT + E[steps]·S_TPOT); the result
-    is deterministic per seed."""
+    is deterministic per seed.
+
+    A replicated deployment (docs/model.md §10.3): one stream at `rate` is split round-robin,
+    arrival j to unit j mod r; each unit, which shares nothing with the others, is simulated on
+    its own sub-stream on its share of the nodes, measuring ⌈requests/r⌉ of its requests, and
+    the measured requests of every unit are pooled."""
     problem = deployment_problem(dep, scen)
     if problem is not None:
         raise PlannerError(f"{dep.strategy} {dep.label()}: {problem}")
@@ -351,53 +356,95 @@ def simulate(
         raise PlannerError(f"--rate: must be a positive number, got {rate:g}")
     if requests < 1:
         raise PlannerError(f"--requests: must be at least 1, got {requests}")
+    r = dep.replicas
+    unit, unit_rate, per_unit = dep.unit, rate / r, math.ceil(requests / r)
     lifetime = request_lifetime_s(dep, scen)
-    check_simulation_size(requests, rate, lifetime, _instance_count(dep))
-    total, win = measured_window(requests, rate, lifetime)
-    stream = draw_requests(
-        scen.workload, scen.model.max_context, total, rate, seed, scen.prefix_cache_block_tokens
+    check_simulation_size(per_unit * r, rate, lifetime, _instance_count(dep) * r)
+    total, win = measured_window(per_unit, unit_rate, lifetime)
+    whole = draw_requests(
+        scen.workload,
+        scen.model.max_context,
+        total * r,
+        rate,
+        seed,
+        scen.prefix_cache_block_tokens,
     )
+    unit_scen = unit_scenario(dep, scen)  # its share of the nodes (arrivals: the sub-stream)
+    parts = []
+    for k in range(r):
+        stream = _every(whole, k, r)
+        unit_seed = seed * r + k  # the unit's own routing and KV draws (seed itself when r = 1)
+        parts.append((stream, _run_unit(unit, unit_scen, stream, unit_seed, unit_rate, win), win))
+    return _measure(scen, parts, rate)
+
+
+def _every(stream: RequestStream, k: int, r: int) -> RequestStream:
+    """Requests k, k + r, k + 2r, … of `stream`: what a round-robin balancer sends to unit k."""
+    if r == 1:
+        return stream
+    return RequestStream(
+        arrival_s=stream.arrival_s[k::r],
+        input_tokens=stream.input_tokens[k::r],
+        output_tokens=stream.output_tokens[k::r],
+        cached_tokens=None if stream.cached_tokens is None else stream.cached_tokens[k::r],
+    )
+
+
+def _run_unit(
+    dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, rate: float, win: slice
+) -> _Loop:
+    """One unit's event loop over its stream."""
     if dep.family == "NoDG":
-        loop = _nodg(dep, scen, stream, seed, win)
-    elif dep.family == "FuDG":
-        loop = _fudg(dep, scen, stream, seed, rate, win)
-    else:
-        loop = _ecoserve(dep, scen, stream, seed, win)
-    return _measure(scen, stream, loop, rate, win)
+        return _nodg(dep, scen, stream, seed, win)
+    if dep.family == "FuDG":
+        return _fudg(dep, scen, stream, seed, rate, win)
+    return _ecoserve(dep, scen, stream, seed, win)
 
 
 def _measure(
-    scen: Scenario, stream: RequestStream, loop: _Loop, rate: float, win: slice
+    scen: Scenario, parts: list[tuple[RequestStream, _Loop, slice]], rate: float
 ) -> SimResult:
-    table = loop.instances[0].requests
-    first = np.asarray(table.first_decode_s)
-    finish = np.asarray(table.finish_s)
-    first[first < 0] = np.inf  # never served (cannot happen unless the loop stalls)
-    finish[finish < 0] = np.inf
-    steps = np.asarray(table.steps)
-    ttft_all, tpot_all = latencies(stream.arrival_s, first, finish, steps)
-    ttft, tpot = ttft_all[win], tpot_all[win]
-    e2e = (finish - stream.arrival_s)[win]
+    """The measured requests of one or more independent units (stream, loop, window each),
+    pooled: latencies over all of them; utilisation and decode batch averaged over the units'
+    instances; preemptions, requests in system and Little's λ·W summed."""
+    ttft_l, tpot_l, e2e_l = [], [], []
+    util_l: dict[str, list[float]] = {}
+    batch_l: list[float] = []
+    preemptions, in_system, little, makespan, measured = 0, 0.0, 0.0, 0.0, 0
+    for stream, loop, win in parts:
+        table = loop.instances[0].requests
+        first = np.asarray(table.first_decode_s)
+        finish = np.asarray(table.finish_s)
+        first[first < 0] = np.inf  # never served (cannot happen unless the loop stalls)
+        finish[finish < 0] = np.inf
+        steps = np.asarray(table.steps)
+        ttft_all, tpot_all = latencies(stream.arrival_s, first, finish, steps)
+        ttft_l.append(ttft_all[win])
+        tpot_l.append(tpot_all[win])
+        e2e_l.append((finish - stream.arrival_s)[win])
+        makespan = max(makespan, float(np.max(finish[np.isfinite(finish)], initial=0.0)))
+        t0, t1 = loop.instances[0].window_s
+        span = max(t1 - t0, 1e-9)
+        insts = loop.instances
+        for key, pick in (
+            ("prefill", lambda s: s.prefill_busy_s),
+            ("decode", lambda s: s.decode_busy_s),
+            ("hybrid", lambda s: s.hybrid_busy_s),
+        ):
+            busy = [pick(x.stats) for x in insts]
+            if any(busy):
+                util_l.setdefault(key, []).extend(b / span for b in busy)
+        decoding = [x for x in insts if x.mode != "prefill"]
+        batch_l.extend(x.stats.batch_time_s / span for x in decoding)
+        n, lw = little_check(stream.arrival_s, finish, win)
+        in_system, little = in_system + n, little + lw
+        preemptions += table.preemptions
+        measured += win.stop - win.start
+    ttft, tpot, e2e = (np.concatenate(x) for x in (ttft_l, tpot_l, e2e_l))
     joint, a_t, a_p = attainment(ttft, tpot, scen.slo)
-    makespan = float(np.max(finish[np.isfinite(finish)], initial=0.0)) or 1e-9
-    t0, t1 = loop.instances[0].window_s
-    span = max(t1 - t0, 1e-9)
-    util: dict[str, float] = {}
-    insts = loop.instances
-    for key, pick in (
-        ("prefill", lambda s: s.prefill_busy_s),
-        ("decode", lambda s: s.decode_busy_s),
-        ("hybrid", lambda s: s.hybrid_busy_s),
-    ):
-        busy = [pick(x.stats) for x in insts]
-        if any(busy):
-            util[key] = float(np.mean(busy)) / span
-    decoding = [x for x in insts if x.mode != "prefill"]
-    batch = float(np.mean([x.stats.batch_time_s for x in decoding])) / span
-    in_system, little = little_check(stream.arrival_s, finish, win)
     return SimResult(
         rate=rate,
-        requests=win.stop - win.start,
+        requests=measured,
         attainment=joint,
         ttft_attainment=a_t,
         tpot_attainment=a_p,
@@ -407,12 +454,12 @@ def _measure(
         mean_tpot_s=_mean(tpot),
         e2e_s={q: _quantile(e2e, q) for q in PERCENTILES},
         mean_e2e_s=_mean(e2e),
-        utilisation=util,
-        mean_decode_batch=batch,
-        preemptions=table.preemptions,
+        utilisation={k: float(np.mean(v)) for k, v in util_l.items()},
+        mean_decode_batch=float(np.mean(batch_l)),
+        preemptions=preemptions,
         in_system_mean=in_system,
         little_rate_x_sojourn=little,
-        makespan_s=makespan,
+        makespan_s=makespan or 1e-9,
     )
 
 

@@ -19,13 +19,13 @@ import math
 
 import numpy as np
 
-from planner.deployment import Deployment, interleaved_placement, placement
+from planner.deployment import Deployment, interleaved_groups, kv_node_shares
 from planner.queueing import ExpTailWait, mg1_wait, solve_decode_batch
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
 
 
-def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: int) -> float:
+def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: float) -> float:
     """Share of the intra-node path left for KV: it also carries the TP all-reduces of the
     node's prefill instances, busy ρ_p of the time with all-reduces taking their share of each
     prefill (floored at 5%)."""
@@ -34,9 +34,24 @@ def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: in
     return max(1.0 - comm_share, 0.05)
 
 
+def pool_instances(dep: Deployment, scen: Scenario) -> tuple[InstanceModel, InstanceModel]:
+    """The prefill and decode instance models of a FuDG deployment. DistServe's stage-aligned
+    groups of g > 1 nodes split every instance's stages over the g nodes, so g − 1 of its
+    stage boundaries cross nodes whatever its size (docs/model.md §7.4)."""
+    c = scen.cluster
+    crossing: int | None = None
+    if dep.strategy == "distserve":
+        inter = interleaved_groups(dep, c.gpus_per_node, c.nodes)
+        if inter is not None and inter.nodes > 1:
+            crossing = inter.nodes - 1
+    return (
+        scen.instance(dep.tp, dep.pp, crossing),
+        scen.instance(dep.dtp, dep.dpp, crossing),
+    )
+
+
 def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Latencies | Unstable:
-    pim = scen.instance(dep.tp, dep.pp)
-    dim = scen.instance(dep.dtp, dep.dpp)
+    pim, dim = pool_instances(dep, scen)
     ca2 = scen.workload.arrivals.ca2
     c = scen.cluster
     rate_p = rate / dep.instances
@@ -51,7 +66,7 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
     kv_bytes = scen.model.kv_bytes_per_sequence(pim.prefill_tokens)
     kv_mean, kv_m2 = float(kv_bytes.mean()), float((kv_bytes**2).mean())
     if network:
-        layout = placement(dep, c.gpus_per_node, c.nodes)
+        layout = kv_node_shares(dep, c.gpus_per_node, c.nodes)  # instances spanning nodes
         bw = c.network.node_bandwidth_bytes_s
         latency = c.network.latency_s
         # a KV lands on a decode instance chosen uniformly; those in the sender's node stay local
@@ -60,13 +75,13 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
         link_rate = max(max(out_rates), max(in_rates))
         link_name = f"{c.network.bandwidth_gbit:g} Gb/s NIC"
     else:
-        inter = interleaved_placement(dep, c.gpus_per_node, c.nodes)
+        inter = interleaved_groups(dep, c.gpus_per_node, c.nodes)
         if inter is None:
             return Unstable(
                 "placement",
                 "DistServe needs every node to hold both prefill and decode instances",
             )
-        p_node = inter[0][0]
+        p_node = inter.prefill / inter.nodes  # a group's stages split over its nodes
         free_share = intra_node_free_share(pim, rho_p, p_node)
         bw = c.link.p2p_bandwidth_bytes_s * free_share
         latency = c.link.latency_s

@@ -13,7 +13,7 @@ import numpy as np
 
 from planner.deployment import Deployment
 from planner.rootfind import highest_passing_rate
-from planner.scenario import Scenario, deployment_problem
+from planner.scenario import Scenario, deployment_problem, unit_scenario
 from planner.strategies.base import Unstable
 from planner.strategies.registry import MODELS
 from planner.workload import PERCENTILES
@@ -98,7 +98,8 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
     problem = deployment_problem(dep, scen)
     if problem is not None:
         return _failed(rate, "infeasible", problem, {})
-    res = MODELS[dep.strategy](dep, scen, rate)
+    # a replicated deployment: one unit at its round-robin share (docs/model.md §8.5)
+    res = MODELS[dep.strategy](dep.unit, unit_scenario(dep, scen), rate / dep.replicas)
     if isinstance(res, Unstable):
         return _failed(rate, res.constraint, res.detail, res.utilisation)
     slo = scen.slo
@@ -138,7 +139,7 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
         tpot_s=tpot_p,
         decode_batch=res.decode_batch,
         utilisation=res.utilisation,
-        network_bytes_s=res.network_bytes_s,
+        network_bytes_s=res.network_bytes_s * dep.replicas,
         binding=binding,
         detail=detail,
     )
