@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from planner import catalog
+from planner.crosscheck.validation import ExampleCheck, TailRow, render_tails, why_paragraph
 from planner.deployment import Deployment
 from planner.errors import PlannerError
 from planner.perf import InstancePerf
@@ -291,3 +292,39 @@ def test_v1_preempts_a_partly_prefilled_prompt_first() -> None:
     _run_from(inst, end)
     assert table.preemptions == 1
     assert table.first_decode_s[1] > table.finish_s[0] > 0
+
+
+# ---- validation page: tails -------------------------------------------------------------------
+
+
+def _tail(strategy: str, ana: float, sim: float, tpot_sim_p99: float, pre: int) -> TailRow:
+    return TailRow(
+        strategy=strategy,
+        rate=10.0,
+        ana_ttft_s={50: ana, 90: 2 * ana, 99: 4 * ana},
+        ana_tpot_s={50: 0.05, 90: 0.06, 99: 0.066},
+        sim_ttft_s={50: sim, 90: 2 * sim, 99: 8 * sim},
+        sim_tpot_s={50: 0.05, 90: 0.06, 99: tpot_sim_p99},
+        preemptions=pre,
+    )
+
+
+def test_why_paragraph_reads_the_numbers() -> None:
+    """Hand-made rows: simulated TTFT equal at P50 and twice the analytical at P99; the
+    simulated TPOT P99 is 1% over its P90 against the analytical 10%."""
+    rows = [_tail("vllm", 1.0, 1.0, 0.0606, 0), _tail("sarathi", 0.5, 0.5, 0.0606, 0)]
+    text = "\n".join(why_paragraph(rows))
+    assert "TTFT: simulated minus analytical, median over rows: P50 +0%, P90 +0%, P99 +100%" in text
+    assert "analytical +10%, simulated +1%: the simulated TPOT tail is narrower" in text
+    assert "the analytical TTFT tail is lighter" in text
+    assert "0 in 2 simulations" in text
+    rows.append(_tail("distserve", 1.0, 1.0, 0.066, 7))
+    assert "Preemptions at these rates: 7 in 3 simulations." in "\n".join(why_paragraph(rows))
+
+
+def test_render_tails_table() -> None:
+    check = ExampleCheck("demo", [], 0.0, [_tail("vllm", 1.0, 2.0, 0.07, 3)])
+    lines = render_tails([check])
+    assert (
+        "| demo | vllm | 10 | 1.00/2.00/4.00 | 2.00/4.00/16.00 | 50/60/66 | 50/60/70 | 3 |" in lines
+    )
