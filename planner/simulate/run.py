@@ -2,21 +2,23 @@
 
 Events are iteration ends of instances, KV transfer completions and request arrivals, taken in
 time order. Strategies differ only in where a request goes and what happens between prefill and
-decode:
-  vllm / sarathi — a stateless load balancer sends each request to a uniformly random instance
-                   (the even Poisson split the analytical model assumes).
-  distserve / mooncake — a random prefill instance; after prefill the KV crosses a link to a
-                   random decode instance (distserve: one in the same node, over the node's
-                   intra-node path at the bandwidth left by TP traffic; mooncake: any, over the
+decode. Arrivals are routed round-robin (`routing.py`; `random` for comparison):
+  vllm / sarathi — over the instances, as a stateless load balancer does.
+  distserve / mooncake — over the prefill instances; after prefill the KV crosses a link to the
+                   least-loaded decode instance (distserve: one in the same node, over the
+                   node's intra-node path, a FIFO link that every prefill iteration of the node
+                   also occupies for its TP communication time; mooncake: any, over the
                    sender's then the receiver's NIC, two FIFO queues in tandem; same-node KV
                    goes over PCIe/NVLink). The prefill instance holds the KV until its transfer
                    ends.
-  ecoserve       — a random macro instance; its scheduler applies EcoServe's admission check on
-                   the active instance (1: prefill work admitted since the switch ≤ window,
+  ecoserve       — over the macro instances; its scheduler applies EcoServe's admission check
+                   on the active instance (1: prefill work admitted since the switch ≤ window,
                    2: mean saved TPOT of its decodes ≥ that work, 3: KV fits) and otherwise
                    rolls activation to the next instance; when no instance accepts, the request
                    pends and is retried whenever an instance of the macro instance ends an
                    iteration.
+Nothing here reads the analytical models (planner.strategies, planner.queueing): only the
+performance layer's times, the deployment's placement and the scenario's instance model.
 """
 
 from __future__ import annotations
