@@ -110,6 +110,20 @@ def compound_cdf(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray
     return np.where(x < 0.0, 0.0, out)
 
 
+def routed_ca2(ca2: float, instances: int, routing: str = "round-robin") -> float:
+    """Squared CV of the arrivals one of `instances` instances sees when a renewal stream of
+    squared CV `ca2` is split over them (docs/model.md §6.7). Round-robin: an instance gets
+    every n-th arrival, so its gap is a sum of n independent gaps, mean n/λ and variance
+    n·ca²/λ², and ca²/n. Random (each arrival to a uniformly random instance, p = 1/n): its gap
+    is a geometric sum of gaps, which gives p·ca² + 1 − p (a Poisson stream stays Poisson)."""
+    n = max(int(instances), 1)
+    if routing == "round-robin":
+        return ca2 / n
+    if routing == "random":
+        return ca2 / n + 1.0 - 1.0 / n
+    raise ValueError(f"routing must be round-robin or random, got {routing!r}")
+
+
 def compound_moments(
     rate: float, horizon_s: np.ndarray, job_mean: float, job_m2: float, ca2: float
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ from planner.model import ModelSpec
 from planner.perf import InstancePerf, MemoryPlan, PhaseTime
 from planner.perf.iteration import IterationTimer
 from planner.perf.memory import plan_engine_memory
+from planner.queueing import routed_ca2
 from planner.workload import (
     SLO,
     Arrivals,
@@ -222,7 +223,7 @@ class Scenario:
     # unit scenarios by (replicas, queues, id of the scenario they derive from): variants made
     # with dataclasses.replace share this dict, so each entry keeps its source alive and is
     # only used for it
-    _units: dict[tuple[int, int, int], tuple[Scenario, Scenario]] = field(
+    _units: dict[tuple[int, int], tuple[Scenario, Scenario]] = field(
         default_factory=dict, repr=False
     )
 
@@ -381,39 +382,17 @@ def kv_batch_limit(
     return float(optimize.brentq(excess, lo, top, xtol=1e-9, rtol=1e-12))
 
 
-def round_robin_ca2(ca2: float, replicas: int, queues: int) -> float:
-    """Squared CV of the arrivals at each of a unit's `queues` queues when a round-robin
-    balancer feeds `replicas` units (docs/model.md §8.5). Every r-th arrival of a renewal stream
-    with squared CV c² has gaps that are sums of r gaps: c²/r. Inside the unit a request goes
-    to a uniformly random queue; independent thinning with probability p = 1/queues turns a
-    renewal stream of squared CV c_u² into one of p·c_u² + 1 − p (Whitt 1982, "Approximating a
-    point process by a renewal process", §4). One replica keeps the workload's c² per queue,
-    as every strategy model does (exact for Poisson arrivals, for which both formulas give 1
-    at r = 1)."""
-    if replicas <= 1:
-        return ca2
-    share = 1.0 / max(queues, 1)
-    return share * ca2 / replicas + 1.0 - share
-
-
-def unit_queues(dep: Deployment) -> int:
-    """Queues a unit's router splits requests over at random: NoDG instances, EcoServe macro
-    instances, FuDG prefill instances."""
-    if dep.strategy == "ecoserve":
-        return max(dep.instances // max(dep.macro_size, 1), 1)
-    return dep.instances
-
-
 def unit_scenario(dep: Deployment, scen: Scenario) -> Scenario:
     """The scenario one unit of a replicated deployment sees (docs/model.md §8.5): its share of
-    the nodes, and Gamma arrivals with the squared CV `round_robin_ca2` (the sum of r Gamma
-    gaps is Gamma, so that is exact before the unit's random split). The instance models and
+    the nodes, and Gamma arrivals with the squared CV c²/r of every r-th arrival
+    (`queueing.routed_ca2`; the sum of r Gamma gaps is Gamma, so that is exact); the strategy
+    models then route round-robin over the unit's queues. The instance models and
     the length sample are shared with `scen`. `scen` itself when replicas = 1."""
     if dep.replicas <= 1:
         return scen
-    key = (dep.replicas, unit_queues(dep), id(scen))
+    key = (dep.replicas, id(scen))
     if key not in scen._units:
-        ca2 = round_robin_ca2(scen.workload.arrivals.ca2, dep.replicas, key[1])
+        ca2 = routed_ca2(scen.workload.arrivals.ca2, dep.replicas)
         arrivals = Arrivals(process="gamma", cv=math.sqrt(ca2))
         scen.sample()
         unit = replace(

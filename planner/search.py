@@ -333,12 +333,10 @@ def _divisors(n: int) -> list[int]:
 def candidates(scen: Scenario, spec: SearchSpec) -> Iterator[Deployment]:
     """Every strategy's deployments of the whole cluster, and of units on fewer nodes replicated
     to fill it (docs/model.md §8.5). FuDG: units on every divisor k of the node count, each with
-    its own P:D splits. NoDG and PaDG: each deployment of the whole cluster, and the same
-    instances (EcoServe: the same macro instances) in units on the fewest nodes that hold one
-    (a divisor of the node count). For fixed instances, smaller units mean more replicas and
-    fewer queues per unit, so calmer arrivals at each queue (`round_robin_ca2` = c²/N + 1 − 1/q
-    for N queues in all, q per unit, at most c²): the smallest unit dominates the larger
-    ones."""
+    its own P:D splits. NoDG and PaDG: the deployments of the whole cluster only — with
+    round-robin routing over units and inside them, r units of q queues predict exactly what
+    one unit of r·q queues does (every queue sees c²/(r·q), `queueing.routed_ca2`), so their
+    replicated forms add nothing."""
     c = scen.cluster
     sh = shapes(scen, spec)
     for strategy in spec.strategies:
@@ -348,27 +346,7 @@ def candidates(scen: Scenario, spec: SearchSpec) -> Iterator[Deployment]:
                 for d in _fudg_candidates(strategy, scen, sh, unit_total):
                     yield d if k == c.nodes else replace(d, replicas=c.nodes // k)
             continue
-        whole_dominated = scen.workload.arrivals.ca2 >= 1.0
-        for d in _colocated_candidates(strategy, scen, spec, sh, c.total_gpus):
-            smaller = _smallest_unit(d, scen)
-            if smaller is None or not whole_dominated:
-                yield d
-            if smaller is not None:
-                yield smaller
-
-
-def _smallest_unit(dep: Deployment, scen: Scenario) -> Deployment | None:
-    """The NoDG/PaDG deployment `dep` of the whole cluster as replicas of the unit on the
-    fewest nodes k < nodes (k dividing the node count) that holds at least one instance
-    (EcoServe: whole macro instances), or None."""
-    c = scen.cluster
-    size = dep.tp * dep.pp
-    span = instance_nodes(dep.tp, dep.pp, c.gpus_per_node)
-    for k in _divisors(c.nodes)[:-1]:
-        n = k // span if span > 1 else (k * c.gpus_per_node) // size
-        if n >= 1 and (dep.strategy != "ecoserve" or n % dep.macro_size == 0):
-            return replace(dep, instances=n, replicas=c.nodes // k)
-    return None
+        yield from _colocated_candidates(strategy, scen, spec, sh, c.total_gpus)
 
 
 def _colocated_candidates(

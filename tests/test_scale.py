@@ -30,7 +30,7 @@ from planner.deployment import (
 )
 from planner.hardware import Network
 from planner.perf import InstancePerf
-from planner.scenario import deployment_problem, round_robin_ca2, unit_scenario
+from planner.scenario import deployment_problem, unit_scenario
 from planner.simulate.run import simulate
 from planner.strategies import goodput, predict
 
@@ -114,14 +114,6 @@ def test_distserve_stage_aligned_groups() -> None:
 
 
 # ---- replication ------------------------------------------------------------------------------
-def test_round_robin_ca2() -> None:
-    assert round_robin_ca2(1.0, 1, 8) == 1.0  # one unit keeps the workload's
-    assert round_robin_ca2(4.0, 1, 8) == 4.0
-    assert round_robin_ca2(1.0, 4, 1) == pytest.approx(0.25)  # Erlang-4
-    assert round_robin_ca2(1.0, 4, 8) == pytest.approx(1 / 32 + 7 / 8)
-    assert round_robin_ca2(2.0, 2, 2) == pytest.approx(0.5 + 0.5)
-
-
 def _scen(nodes: int = 4, gpn: int = 8, model: str = "llama-3.1-8b") -> PlanFile:
     return PlanFile.model_validate(
         {

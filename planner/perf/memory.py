@@ -161,17 +161,20 @@ def plan_engine_memory(
     context_tokens: float | None = None,
 ) -> tuple[MemoryPlan, EngineLimits]:
     """`plan_memory` as a serving engine sizes it: the engine's GPU-memory share, activations
-    for its token budget when prompts are not chunked (a whole prompt of up to `max_model_len`
-    tokens in one iteration), and room for one request of `max_model_len` tokens; returns the
-    plan and the engine's limits."""
+    for the tokens of the engine's memory-profiling forward pass — its own default token budget
+    (vLLM V1 always chunks, so 2048 or 8192 tokens; V0 without chunking at least
+    `max_model_len`), docs/model.md §2.8, §10.6 — and room for one request of `max_model_len`
+    tokens; returns the plan and the engine's limits without chunking (a whole prompt of up
+    to `max_model_len` tokens in one iteration)."""
     limits = engine.limits(gpu.name, gpu.memory_gib, max_model_len, chunked=False)
+    profiled = engine.limits(gpu.name, gpu.memory_gib, max_model_len).max_num_batched_tokens
     mem = plan_memory(
         model,
         gpu,
         tp,
         pp,
         gpu_memory_utilization=engine.gpu_memory_utilization,
-        max_batched_tokens=limits.max_num_batched_tokens,
+        max_batched_tokens=profiled,
         min_kv_tokens=max_model_len,
         context_tokens=context_tokens,
     )

@@ -80,6 +80,8 @@ class Instance:
     max_num_seqs: int = 1 << 30  # the engine's cap on sequences decoding or being prefilled
     chunk_tokens: int = 512
     on_prefilled: Callable[[int, float], None] | None = None  # prefill mode: hand the KV on
+    # called with (start time, tokens) when a prefill batch starts (DistServe: link traffic)
+    on_prefill_batch: Callable[[float, int], None] | None = None
     waiting: deque[int] = field(default_factory=deque)
     ready: deque[tuple[float, int]] = field(default_factory=deque)
     stats: InstanceStats = field(default_factory=InstanceStats)
@@ -134,6 +136,11 @@ class Instance:
 
     def next_ready_s(self) -> float | None:
         return self.ready[0][0] if self.ready else None
+
+    def load(self) -> int:
+        """Requests here: decoding, prefilled or arrived awaiting their first step, partly
+        prefilled, and queued (what a least-loaded router compares)."""
+        return self.n_run + len(self.ready) + len(self._progress) + len(self.waiting)
 
     # ---- arrivals ------------------------------------------------------------------------------
     def enqueue(self, rid: int) -> None:
@@ -218,6 +225,8 @@ class Instance:
                 self._reject(rid)
             return None
         latency = self.timer.prefill_s(tokens, len(batch), attn)
+        if self.on_prefill_batch is not None:
+            self.on_prefill_batch(now, tokens)
         occupied = latency / self.timer.perf.pp  # later stages overlap the next batch
         self._current = ("prefill", batch, now + latency)
         if self.window_s[0] <= now < self.window_s[1]:
@@ -321,21 +330,31 @@ class Instance:
         beyond = self.n_run - self.n_within
         return self.kv_committed() + beyond > cap or self.kv_used + self.n_run > cap
 
-    def _make_room(self) -> None:
-        """The next step adds a token per request; preempt the newest until it fits."""
+    def _make_room(self) -> bool:
+        """The next step adds a token per decoding request; while it would not fit, preempt
+        the most recently admitted request (vLLM's recompute preemption: V1 pops the tail of
+        its running list, which holds partly prefilled prompts after the decodes admitted
+        before them). Returns whether anything was preempted."""
         req = self.requests
-        while self.n_run > 1 and self._overflows():
-            while self._order[-1] not in self._k0:
-                self._order.pop()
-            rid = self._order.pop()
-            done = self._leave(rid)
-            req.reserve[rid] = max(req.reserve[rid] - done, 0)
-            req.prompt[rid] += done
-            req.remaining[rid] -= done
+        preempted = False
+        while self._overflows() and (self._progress or self.n_run > 1):
+            preempted = True
             req.preemptions += 1
-            self._recomputed.add(rid)
+            if self._progress:  # a partly prefilled prompt: its chunks are redone later
+                rid, _ = self._progress.popitem()
+                self.kv_static -= self.need(rid)
+            else:
+                while self._order[-1] not in self._k0:
+                    self._order.pop()
+                rid = self._order.pop()
+                done = self._leave(rid)
+                req.reserve[rid] = max(req.reserve[rid] - done, 0)
+                req.prompt[rid] += done
+                req.remaining[rid] -= done
+                self._recomputed.add(rid)
             self.waiting.appendleft(rid)
             self.kv_waiting += self.need(rid)
+        return preempted
 
     def _advance(self, now: float) -> None:
         """One decode step done: requests that reached their last step finish."""
@@ -360,46 +379,64 @@ class Instance:
         if not self._k0:
             self._order.clear()
 
+    def _chunk(self, rid: int, done: int, budget: int) -> tuple[int, float]:
+        """Schedule the next chunk of an admitted prompt with `done` tokens prefilled: its
+        tokens (up to the budget) and their attention time."""
+        c = min(self.requests.prompt[rid] - done, budget)
+        self._progress[rid] = done + c
+        prefix = self.requests.cached_at(rid) + done  # cached prefix tokens, then chunks done
+        return c, self.timer.chunk_attention_s(c, prefix, self.timer.hybrid_chunk_share)
+
+    def _admit_chunks(self, budget: int, chunk_s: float, chunk_tokens: int) -> tuple[float, int]:
+        """Admit waiting prompts in FIFO order while budget, sequence slots and KV allow: a
+        prompt is admitted when the KV of its whole prompt (plus its reservation) is free, as
+        V1's admission gate checks the full sequence, and its first chunk is scheduled."""
+        free = self.kv_capacity_tokens - self.kv_committed() - (self.n_run - self.n_within)
+        slots = self.max_num_seqs - self._admitted() - len(self._progress)
+        while self.waiting and budget > 0 and slots > 0:
+            rid = self.waiting[0]
+            need = self.need(rid)
+            if need > free:
+                break
+            self.waiting.popleft()
+            slots -= 1
+            free -= need
+            self.kv_waiting -= need
+            self.kv_static += need
+            c, c_s = self._chunk(rid, 0, budget)
+            chunk_s += c_s
+            chunk_tokens += c
+            budget -= c
+        return chunk_s, chunk_tokens
+
     def _start_hybrid(self, now: float) -> float | None:
-        """Sarathi: all running decodes plus prompt chunks up to the token budget."""
-        req = self.requests
+        """Sarathi / vLLM V1 chunked prefill: all running decodes plus prompt chunks up to the
+        token budget. As V1's scheduler: running requests first (decodes, which may preempt the
+        newest admitted request when their next token does not fit, then the continuing chunks
+        of admitted prompts), and only in a step that preempted nothing are waiting prompts
+        admitted, in FIFO order, each when the KV of its whole prompt is free and a sequence
+        slot is open (docs/model.md §10.2)."""
         self._join(now)
-        if self.n_run:
-            self._make_room()
+        preempted = self._make_room() if self.n_run or self._progress else False
         budget = self.chunk_tokens - self.n_run
         chunk_s = 0.0
         chunk_tokens = 0
         finished: list[int] = []
-        free = self.kv_capacity_tokens - self.kv_committed() - (self.n_run - self.n_within)
-        slots = self.max_num_seqs - self._admitted() - len(self._progress)
-        for rid in self.waiting:
+        for rid, done in list(self._progress.items()):  # continuing prompts (V1: running)
             if budget <= 0:
                 break
-            done = self._progress.get(rid, 0)
-            p = req.prompt[rid]
-            if done == 0:
-                if slots <= 0:
-                    break  # the engine's max_num_seqs: the prompt waits for a slot
-                slots -= 1
-                need = self.need(rid)
-                if need > free:
-                    break
-                free -= need
-                self.kv_waiting -= need
-                self.kv_static += need
-            c = min(p - done, budget)
-            share = self.timer.hybrid_chunk_share
-            chunk_s += self.timer.chunk_attention_s(c, req.cached_at(rid) + done, share)
+            c, c_s = self._chunk(rid, done, budget)
+            chunk_s += c_s
             chunk_tokens += c
             budget -= c
-            self._progress[rid] = done + c
-            if done + c >= p:
+        if not preempted:
+            chunk_s, chunk_tokens = self._admit_chunks(budget, chunk_s, chunk_tokens)
+        for rid, done in list(self._progress.items()):
+            if done >= self.requests.prompt[rid]:
                 finished.append(rid)
-        for rid in finished:
-            self.waiting.remove(rid)
-            del self._progress[rid]
+                del self._progress[rid]
         if chunk_tokens == 0 and self.n_run == 0:
-            if self.waiting and self.kv_used == 0:
+            if self.waiting and self.kv_used == 0 and not self._progress:
                 rid = self.waiting.popleft()
                 self.kv_waiting -= self.need(rid)
                 self._reject(rid)

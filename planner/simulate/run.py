@@ -2,21 +2,23 @@
 
 Events are iteration ends of instances, KV transfer completions and request arrivals, taken in
 time order. Strategies differ only in where a request goes and what happens between prefill and
-decode:
-  vllm / sarathi — a stateless load balancer sends each request to a uniformly random instance
-                   (the even Poisson split the analytical model assumes).
-  distserve / mooncake — a random prefill instance; after prefill the KV crosses a link to a
-                   random decode instance (distserve: one in the same node, over the node's
-                   intra-node path at the bandwidth left by TP traffic; mooncake: any, over the
+decode. Arrivals are routed round-robin (`routing.py`; `random` for comparison):
+  vllm / sarathi — over the instances, as a stateless load balancer does.
+  distserve / mooncake — over the prefill instances; after prefill the KV crosses a link to the
+                   least-loaded decode instance (distserve: one in the same node, over the
+                   node's intra-node path, a FIFO link that every prefill iteration of the node
+                   also occupies for its TP communication time; mooncake: any, over the
                    sender's then the receiver's NIC, two FIFO queues in tandem; same-node KV
                    goes over PCIe/NVLink). The prefill instance holds the KV until its transfer
                    ends.
-  ecoserve       — a random macro instance; its scheduler applies EcoServe's admission check on
-                   the active instance (1: prefill work admitted since the switch ≤ window,
+  ecoserve       — over the macro instances; its scheduler applies EcoServe's admission check
+                   on the active instance (1: prefill work admitted since the switch ≤ window,
                    2: mean saved TPOT of its decodes ≥ that work, 3: KV fits) and otherwise
                    rolls activation to the next instance; when no instance accepts, the request
                    pends and is retried whenever an instance of the macro instance ends an
                    iteration.
+Nothing here reads the analytical models (planner.strategies, planner.queueing): only the
+performance layer's times, the deployment's placement and the scenario's instance model.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from planner.deployment import Deployment, interleaved_placement, placement
 from planner.errors import PlannerError
 from planner.kv_policy import LEND_SHARE, KVPolicy, predicted_outputs, reserved_output_tokens
+from planner.perf.phases import InstancePerf
 from planner.scenario import InstanceModel, Scenario, deployment_problem, unit_scenario
 from planner.simulate.instance import Instance, Mode, RequestTable
 from planner.simulate.requests import RequestStream, draw_requests
@@ -42,7 +45,7 @@ from planner.simulate.results import (
     little_check,
     measured_window,
 )
-from planner.strategies.fudg import intra_node_free_share
+from planner.simulate.routing import ROUTINGS, Routing, first_targets, least_loaded
 from planner.workload import PERCENTILES
 
 _END, _WAKE, _XFER = 0, 1, 2
@@ -169,12 +172,14 @@ def _instances(
     ]
 
 
-def _nodg(dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, win: slice) -> _Loop:
+def _nodg(
+    dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, win: slice, routing: Routing
+) -> _Loop:
     im = scen.instance(dep.tp, dep.pp)
     table = _table(stream, im, scen, seed)
     mode: Mode = "sarathi" if dep.strategy == "sarathi" else "vllm"
     loop = _Loop(_instances(im, dep.instances, table, mode, dep, scen.kv))
-    target = np.random.default_rng([seed, 3]).integers(0, dep.instances, stream.size).tolist()
+    target = first_targets(routing, stream.size, dep.instances, seed)
 
     def route(rid: int, now: float) -> None:
         i = target[rid]
@@ -185,8 +190,33 @@ def _nodg(dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, win
     return loop
 
 
+def prefill_comm_s(perf: InstancePerf, top_tokens: int) -> list[float]:
+    """Intra-node link time of a prefill iteration of 0..`top_tokens` tokens (a list indexed
+    by tokens): the communication part (TP all-reduces, PP sends) of the performance layer's
+    token time (docs/model.md §2.5, §10.3)."""
+    tokens = np.arange(top_tokens + 1, dtype=float)
+    return np.asarray(perf.token_time(tokens).comm_s, dtype=float).tolist()
+
+
+class Link:
+    """A FIFO link: work (transfers, all-reduce traffic) is served in submission order at
+    one transfer at a time; `submit` returns when the work ends."""
+
+    def __init__(self) -> None:
+        self.free_s = 0.0
+
+    def submit(self, now: float, busy_s: float) -> float:
+        self.free_s = max(self.free_s, now) + busy_s
+        return self.free_s
+
+
 def _fudg(
-    dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, rate: float, win: slice
+    dep: Deployment,
+    scen: Scenario,
+    stream: RequestStream,
+    seed: int,
+    win: slice,
+    routing: Routing,
 ) -> _Loop:
     pim = scen.instance(dep.tp, dep.pp)
     dim = scen.instance(dep.dtp, dep.dpp)
@@ -198,57 +228,72 @@ def _fudg(
     loop = _Loop(insts)
     c = scen.cluster
     kv_bytes = scen.model.kv_bytes_per_sequence  # of a prompt (sliding window: capped)
-    rng = np.random.default_rng([seed, 3])
-    first = rng.integers(0, n_p, stream.size).tolist()
-    pick = rng.random(stream.size).tolist()
+    first = first_targets(routing, stream.size, n_p, seed)
+    pick = np.random.default_rng([seed, 5]).random(stream.size).tolist()
     network = dep.strategy == "mooncake"
     if network:
         layout = placement(dep, c.gpus_per_node, c.nodes)
-        bw = c.network.node_bandwidth_bytes_s
-        latency = c.network.latency_s
     else:
         inter = interleaved_placement(dep, c.gpus_per_node, c.nodes)
         if inter is None:
             raise PlannerError("distserve: every node must hold both prefill and decode instances")
         layout = inter
-        rho_p = rate / n_p * pim.service_mean_s
-        bw = c.link.p2p_bandwidth_bytes_s * intra_node_free_share(pim, rho_p, inter[0][0])
-        latency = c.link.latency_s
     p_node = [n for n, (p, _) in enumerate(layout) for _ in range(p)]
     d_node = [n for n, (_, d) in enumerate(layout) for _ in range(d)]
     d_by_node = [[j for j in range(n_d) if d_node[j] == n] for n in range(len(layout))]
-    out_free = [0.0] * len(layout)  # NIC send side (mooncake) or the node's link (distserve)
-    in_free = [0.0] * len(layout)
+    nic_out = [Link() for _ in layout]  # mooncake: NIC send and receive sides
+    nic_in = [Link() for _ in layout]
+    node_link = [Link() for _ in layout]  # the node's intra-node path (distserve)
     local_bw = c.link.p2p_bandwidth_bytes_s
+    inbound = [0] * n_d  # KV transfers on their way to each decode instance
+
+    def decode_target(rid: int, candidates: list[int]) -> int:
+        if routing == "random":
+            return candidates[min(int(pick[rid] * len(candidates)), len(candidates) - 1)]
+        loads = [0] * n_d
+        for j in candidates:
+            loads[j] = insts[n_p + j].load() + inbound[j]
+        return least_loaded(loads, candidates)
 
     def prefilled(src: int) -> Callable[[int, float], None]:
         def hand_on(rid: int, done_s: float) -> None:
             node = p_node[src]
             size = kv_bytes(table.prompt[rid])
             if network:
-                dst = min(int(pick[rid] * n_d), n_d - 1)
+                dst = decode_target(rid, list(range(n_d)))
                 dn = d_node[dst]
                 if dn == node:
                     end = done_s + size / local_bw + c.link.latency_s
                 else:  # sender NIC, then receiver NIC: two FIFO queues in tandem
-                    start = max(done_s, out_free[node])
-                    out_free[node] = start + size / bw
-                    in_free[dn] = max(out_free[node], in_free[dn] + size / bw)
-                    end = in_free[dn] + latency
+                    bw = c.network.node_bandwidth_bytes_s
+                    sent = nic_out[node].submit(done_s, size / bw)
+                    end = max(sent, nic_in[dn].submit(sent - size / bw, size / bw))
+                    end += c.network.latency_s
             else:
-                local = d_by_node[node]
-                dst = local[min(int(pick[rid] * len(local)), len(local) - 1)]
-                start = max(done_s, out_free[node])
-                out_free[node] = start + size / bw
-                end = start + size / bw + latency
+                dst = decode_target(rid, d_by_node[node])
+                end = node_link[node].submit(done_s, size / local_bw) + c.link.latency_s
+            inbound[dst] += 1
             loop.push(end, _XFER, rid, src, n_p + dst)
 
         return hand_on
 
+    # a prefill batch holds at most the token budget, or one longer prompt
+    top = max(pim.max_batched_tokens, int(stream.input_tokens.max(initial=0)))
+    comm_s = [] if network else prefill_comm_s(pim.perf, top)
+
+    def link_traffic(node: int) -> Callable[[float, int], None]:
+        def occupy(now: float, tokens: int) -> None:
+            node_link[node].submit(now, comm_s[tokens])
+
+        return occupy
+
     for i in range(n_p):
         insts[i].on_prefilled = prefilled(i)
+        if not network:
+            insts[i].on_prefill_batch = link_traffic(p_node[i])
 
     def transferred(rid: int, src: int, dst: int, now: float) -> None:
+        inbound[dst - n_p] -= 1
         insts[src].release(rid)
         insts[dst].deliver(rid, now)
         loop.kick(src, now)
@@ -266,7 +311,7 @@ def _fudg(
 
 
 def _ecoserve(
-    dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, win: slice
+    dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, win: slice, routing: Routing
 ) -> _Loop:
     im = scen.instance(dep.tp, dep.pp)
     table = _table(stream, im, scen, seed)
@@ -279,7 +324,7 @@ def _ecoserve(
         im.timer.prefill_s(float(p), 1, float(a)) / dep.pp
         for p, a in zip(table.prompt, table.attention_s, strict=True)
     ]
-    target = np.random.default_rng([seed, 3]).integers(0, macros, stream.size).tolist()
+    target = first_targets(routing, stream.size, macros, seed)
     active = [0] * macros
     window_s = [0.0] * dep.instances
     pending: list[deque[int]] = [deque() for _ in range(macros)]
@@ -339,16 +384,25 @@ def _instance_count(dep: Deployment) -> int:
 
 
 def simulate(
-    dep: Deployment, scen: Scenario, rate: float, *, requests: int = 4000, seed: int = 0
+    dep: Deployment,
+    scen: Scenario,
+    rate: float,
+    *,
+    requests: int = 4000,
+    seed: int = 0,
+    routing: Routing = "round-robin",
 ) -> SimResult:
     """Simulate `dep` at `rate` requests/s and measure `requests` requests after a warm-up
     (`measured_window`; a request's typical lifetime is S_TTFT + E[steps]·S_TPOT); the result
-    is deterministic per seed.
+    is deterministic per seed. `routing`: how arrivals are spread over instances (prefill
+    instances, macro instances): round-robin, as load balancers do, or uniformly at random.
 
     A replicated deployment (docs/model.md §10.3): one stream at `rate` is split round-robin,
     arrival j to unit j mod r; each unit, which shares nothing with the others, is simulated on
     its own sub-stream on its share of the nodes, measuring ⌈requests/r⌉ of its requests, and
     the measured requests of every unit are pooled."""
+    if routing not in ROUTINGS:
+        raise PlannerError(f"routing: must be one of {', '.join(ROUTINGS)}, got {routing!r}")
     problem = deployment_problem(dep, scen)
     if problem is not None:
         raise PlannerError(f"{dep.strategy} {dep.label()}: {problem}")
@@ -374,7 +428,7 @@ def simulate(
     for k in range(r):
         stream = _every(whole, k, r)
         unit_seed = seed * r + k  # the unit's own routing and KV draws (seed itself when r = 1)
-        parts.append((stream, _run_unit(unit, unit_scen, stream, unit_seed, unit_rate, win), win))
+        parts.append((stream, _run_unit(unit, unit_scen, stream, unit_seed, win, routing), win))
     return _measure(scen, parts, rate)
 
 
@@ -391,14 +445,14 @@ def _every(stream: RequestStream, k: int, r: int) -> RequestStream:
 
 
 def _run_unit(
-    dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, rate: float, win: slice
+    dep: Deployment, scen: Scenario, stream: RequestStream, seed: int, win: slice, routing: Routing
 ) -> _Loop:
     """One unit's event loop over its stream."""
     if dep.family == "NoDG":
-        return _nodg(dep, scen, stream, seed, win)
+        return _nodg(dep, scen, stream, seed, win, routing)
     if dep.family == "FuDG":
-        return _fudg(dep, scen, stream, seed, rate, win)
-    return _ecoserve(dep, scen, stream, seed, win)
+        return _fudg(dep, scen, stream, seed, win, routing)
+    return _ecoserve(dep, scen, stream, seed, win, routing)
 
 
 def _measure(

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from planner.deployment import Deployment, interleaved_groups, kv_node_shares
-from planner.queueing import ExpTailWait, mg1_wait, solve_decode_batch
+from planner.queueing import ExpTailWait, mg1_wait, routed_ca2, solve_decode_batch
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
 
@@ -118,7 +118,8 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
             {"prefill": rho_p, "network": rho_net},
         )
     t_d = dim.step_at(batch)
-    wait: ExpTailWait = mg1_wait(rate_p, s_mean, s_m2, ca2).plus(net_wait)
+    ca2_p = routed_ca2(ca2, dep.instances)  # round-robin over prefill instances
+    wait: ExpTailWait = mg1_wait(rate_p, s_mean, s_m2, ca2_p).plus(net_wait)
     fixed = pim.prefill_s + extra_s + xfer + latency + t_d / 2.0
     n = dim.steps
 

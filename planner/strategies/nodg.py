@@ -32,7 +32,13 @@ from __future__ import annotations
 import numpy as np
 
 from planner.deployment import Deployment
-from planner.queueing import compound_cdf, compound_moments, mg1_wait, solve_decode_batch
+from planner.queueing import (
+    compound_cdf,
+    compound_moments,
+    mg1_wait,
+    routed_ca2,
+    solve_decode_batch,
+)
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
 
@@ -103,7 +109,8 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
 def vllm(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
     """NoDG with vLLM's separate batching; arrivals split evenly over the instances."""
     im = scen.instance(dep.tp, dep.pp)
-    return vllm_instance(im, rate / dep.instances, scen.workload.arrivals.ca2)
+    ca2 = routed_ca2(scen.workload.arrivals.ca2, dep.instances)  # round-robin over instances
+    return vllm_instance(im, rate / dep.instances, ca2)
 
 
 def _hybrid_iterations(
@@ -152,7 +159,7 @@ def _hybrid_iterations(
 def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
     """NoDG with Sarathi-style chunked prefill under a token budget of `chunk_tokens`."""
     im = scen.instance(dep.tp, dep.pp)
-    ca2 = scen.workload.arrivals.ca2
+    ca2 = routed_ca2(scen.workload.arrivals.ca2, dep.instances)  # round-robin over instances
     rate_i = rate / dep.instances
     prompt = im.prefill_tokens  # tokens to compute: cached prefix tokens are not scheduled
     token_rate = rate_i * float(prompt.mean())

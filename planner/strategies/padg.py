@@ -45,7 +45,14 @@ from __future__ import annotations
 import numpy as np
 
 from planner.deployment import Deployment
-from planner.queueing import compound_cdf, compound_moments, mg1_wait, mgc_wait, solve_decode_batch
+from planner.queueing import (
+    compound_cdf,
+    compound_moments,
+    mg1_wait,
+    mgc_wait,
+    routed_ca2,
+    solve_decode_batch,
+)
 from planner.scenario import Scenario
 from planner.strategies.base import Latencies, Unstable
 from planner.strategies.nodg import kv_check, vllm_instance
@@ -53,7 +60,7 @@ from planner.strategies.nodg import kv_check, vllm_instance
 
 def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
     im = scen.instance(dep.tp, dep.pp)
-    ca2 = scen.workload.arrivals.ca2
+    ca2 = routed_ca2(scen.workload.arrivals.ca2, dep.instances // dep.macro_size)  # round-robin
     n_inst = dep.macro_size
     macros = dep.instances // n_inst
     rate_m = rate / macros
