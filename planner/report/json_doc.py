@@ -112,6 +112,8 @@ def scenario(s: Scenario) -> dict[str, Any]:
             "tpot_s": s.slo.tpot_s,
             "attainment_pct": s.slo.attainment,
             "joint": s.slo.joint,
+            "tbt_s": s.slo.tbt_s,
+            "tbt_percentile": s.slo.tbt_percentile,
         },
         "kv_policy": s.kv.policy,
         "engine": {

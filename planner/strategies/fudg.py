@@ -8,18 +8,28 @@ service time is KV bytes / effective bandwidth:
     whose bandwidth is shared with the TP all-reduces of the instances on it.
   mooncake — KV goes over the NICs; the busiest node NIC direction sets the queue.
 TTFT = W_prefill + p_i + W_link + KV_i/bw + latency + t_d/2 (joining the next decode step).
-Decode pool: n_d instances at λ/n_d, decode batch from Little's law, TPOT = t_d(B) (no
-interference). The P:D ratio is integral, so one pool usually has slack: load imbalance.
+Decode pool: n_d instances at λ/n_d, mean decode batch B̄ from Little's law (no interference);
+the batch fluctuates as a GI/G/∞ population and a request's TPOT is the step time at the batch
+averaged over its own steps (`BatchFluctuation`). The P:D ratio is integral, so one pool
+usually has slack: load imbalance.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from planner.deployment import Deployment, interleaved_placement, placement
-from planner.queueing import ExpTailWait, mg1_wait, solve_decode_batch
+from planner.queueing import (
+    ExpTailWait,
+    compound_cdf,
+    infinite_server_peakedness,
+    mg1_wait,
+    solve_decode_batch,
+    time_average_variance_factor,
+)
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
 
@@ -108,8 +118,15 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
     def ttft_cdf(t: float) -> np.ndarray:
         return wait.cdf(t - fixed)
 
+    fluct = decode_batch_fluctuation(dim, batch, ca2)
+
     def tpot_cdf(t: float) -> np.ndarray:
-        return np.where((n <= 0) | (t >= t_d), 1.0, 0.0)
+        return np.where(n <= 0, 1.0, fluct.tpot_cdf(t))
+
+    def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:
+        # long gaps are steps taken at a batch whose step exceeds the bound; the batch moves
+        # slowly, so a request is taken to meet the bound when the batch it decodes at does
+        return np.where(allowed >= n, 1.0, fluct.step_at_most_cdf(bound_s))
 
     net_bytes = rate * kv_mean if network else 0.0
     bottleneck = "network" if rho_net > rho_p else "prefill queue"
@@ -128,7 +145,70 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
             f"{bottleneck}: prefill utilisation {rho_p:.2f}, KV link {link_name} utilisation "
             f"{rho_net:.2f}, transfer {float(xfer.mean()) * 1e3:.0f} ms mean"
         ),
-        tpot_driver=f"decode step {t_d * 1e3:.0f} ms at batch {batch:.0f}",
+        tpot_driver=(
+            f"decode step {t_d * 1e3:.0f} ms at mean batch {batch:.0f} (batch fluctuates, "
+            f"variance {fluct.peakedness:.2f}× its mean)"
+        ),
+        tbt_cdf=tbt_cdf,
+    )
+
+
+@dataclass(frozen=True)
+class BatchFluctuation:
+    """The decode batch of a decode instance as a fluctuating population (docs/model.md §7.4):
+    mean `batch` (Little's law), peakedness `peakedness` (variance / mean, §6.7), correlation
+    time `corr_steps` (decode steps), and each sampled request's decode steps `steps`; `step_s`
+    is the step time at batch 0, 1, … (made non-decreasing for inversion)."""
+
+    batch: float
+    peakedness: float
+    corr_steps: float
+    steps: np.ndarray
+    step_s: np.ndarray
+
+    def batch_at_s(self, t: float) -> float:
+        """The batch whose decode step takes `t` seconds: t_d⁻¹(t) on the grid (linear between
+        grid points); inf at or beyond the largest step time (the batch cannot exceed the
+        grid's limit, the KV cache or the engine's max_num_seqs)."""
+        grid = self.step_s
+        if t >= float(grid[-1]):
+            return np.inf
+        return float(np.interp(t, grid[1:], np.arange(1, grid.size, dtype=float), left=0.0))
+
+    def tpot_cdf(self, t: float) -> np.ndarray:
+        """P(TPOT_i ≤ t) per request: TPOT_i = t_d(B̄_i), B̄_i the batch averaged over the
+        request's own n_i steps, Gamma with mean B̄ and variance z·B̄·v(n_i/θ) (§6.7)."""
+        b_star = self.batch_at_s(t)
+        if not np.isfinite(b_star):
+            return np.ones(self.steps.shape)
+        var = (
+            self.peakedness * self.batch * time_average_variance_factor(self.steps, self.corr_steps)
+        )
+        return compound_cdf(np.full(self.steps.shape, b_star), np.asarray(self.batch), var)
+
+    def step_at_most_cdf(self, t: float) -> float:
+        """Share of time the decode step takes at most `t` seconds: P(B ≤ t_d⁻¹(t)) for the
+        point (not time-averaged) batch, Gamma with mean B̄ and variance z·B̄."""
+        b_star = self.batch_at_s(t)
+        if not np.isfinite(b_star):
+            return 1.0
+        mean = np.asarray(self.batch)
+        return float(compound_cdf(np.asarray(b_star), mean, self.peakedness * mean))
+
+
+def decode_batch_fluctuation(dim: InstanceModel, batch: float, ca2: float) -> BatchFluctuation:
+    """The decode-pool batch as a GI/G/∞ population (requests stay for their n decode steps):
+    peakedness from the arrivals' c_a² and the decode lengths (`infinite_server_peakedness`),
+    correlation time the mean residual decode life E[n²]/(2E[n]) steps (the integral of the
+    M/G/∞ population's autocorrelation), docs/model.md §7.4."""
+    steps = np.asarray(dim.steps, dtype=float)
+    mean_n = max(float(steps.mean()), 1e-9)
+    return BatchFluctuation(
+        batch=batch,
+        peakedness=infinite_server_peakedness(ca2, steps),
+        corr_steps=max(float((steps**2).mean()) / (2.0 * mean_n), 1.0),
+        steps=steps,
+        step_s=np.maximum.accumulate(np.asarray(dim.step_s, dtype=float)),
     )
 
 

@@ -29,10 +29,18 @@ the share of requests that wait for memory or are preempted; they count as missi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from planner.deployment import Deployment
-from planner.queueing import compound_cdf, compound_moments, mg1_wait, solve_decode_batch
+from planner.queueing import (
+    compound_cdf,
+    compound_moments,
+    count_cdf,
+    mg1_wait,
+    solve_decode_batch,
+)
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
 
@@ -84,6 +92,14 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
         ok = compound_cdf((t - t_d) * n, x_mean, x_var)
         return np.where(n > 0, ok, 1.0)
 
+    def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:
+        # a prefill run (busy period) starts λ_i(1 − ρ) times a second; over the request's life
+        # n·t_d/(1 − ρ) that is λ_i·n·t_d runs, a share of which stall its decodes too long
+        if t_d > bound_s:
+            return np.where(allowed >= n, 1.0, 0.0)
+        share = long_stall_share(im.service_s, rho, t_d, bound_s)
+        return count_cdf(allowed, rate_i * share * n * t_d, ca2)
+
     return Latencies(
         ttft_cdf=ttft_cdf,
         tpot_cdf=tpot_cdf,
@@ -97,7 +113,18 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
             f"decode step {t_d * 1e3:.0f} ms at batch {batch:.0f}, stretched by prefill "
             f"interruptions (prefill utilisation {rho:.2f})"
         ),
+        tbt_cdf=tbt_cdf,
     )
+
+
+def long_stall_share(service_s: np.ndarray, rho: float, step_s: float, bound_s: float) -> float:
+    """Share of prefill runs that make a decode gap longer than `bound_s` (docs/model.md §7.2):
+    a run started by a prompt of queue service s (its prefill occupancy, latency/pp) lasts on
+    average s/(1 − ρ) (the M/G/1 busy period it starts, ρ the prefill utilisation), and the
+    decodes it stalls see a gap of that plus their step t_d; the share of sampled prompts with
+    s/(1 − ρ) + t_d > bound."""
+    run_s = np.asarray(service_s, dtype=float) / max(1.0 - rho, 1e-12)
+    return float(np.mean(run_s + step_s > bound_s))
 
 
 def vllm(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
@@ -148,6 +175,51 @@ def _hybrid_iterations(
     return batch, room, t_full, chunk, step_s(chunk)
 
 
+@dataclass(frozen=True)
+class HybridIterations:
+    """The iterations a Sarathi request decodes in (docs/model.md §7.3): decode-only (t_d),
+    typical hybrid (c prompt tokens, t_c) and full hybrid (the budget's room C − B, t_full).
+    Between them an iteration's time is taken linear in its prompt tokens: the piecewise-linear
+    map through (0, t_d), (c, t_c), (C − B, t_full)."""
+
+    t_decode_s: float
+    t_typical_s: float
+    t_full_s: float
+    typical_tokens: float
+    full_tokens: float
+
+    def tokens_within(self, t: float, steps: np.ndarray) -> np.ndarray:
+        """The most prompt tokens Y* that n decode iterations can carry with the request's TPOT
+        still ≤ t. With Y tokens chunked into its n iterations, TPOT(Y) = t_d + Y·(t_c − t_d)/(c·n)
+        while Y ≤ n·c (Y/c typical iterations), then every iteration carries Y/n tokens and
+        TPOT = t_c + (Y/n − c)·(t_full − t_c)/(C − B − c) up to n·(C − B), and t_full beyond
+        (the rest waits for later iterations). Inverting: Y* = (t − t_d)·n·c/(t_c − t_d) below t_c,
+        n·(c + (t − t_c)·(C − B − c)/(t_full − t_c)) up to t_full, inf from t_full on (every
+        iteration takes at most t_full) and −1 below t_d."""
+        n = np.asarray(steps, dtype=float)
+        t_d, t_c, t_f = self.t_decode_s, self.t_typical_s, self.t_full_s
+        c, room = self.typical_tokens, self.full_tokens
+        if t < t_d:
+            return np.full(n.shape, -1.0)
+        if t >= t_f:
+            return np.full(n.shape, np.inf)
+        if t < t_c:
+            return (t - t_d) * n * c / max(t_c - t_d, 1e-12)
+        return n * (c + (t - t_c) * max(room - c, 0.0) / max(t_f - t_c, 1e-12))
+
+    def long_iterations(self, prompt_tokens: np.ndarray, bound_s: float) -> np.ndarray:
+        """Iterations longer than `bound_s` that a prompt of I tokens causes: chunked alone, it
+        fills ⌊I/(C − B)⌋ full iterations and one of the remaining I mod (C − B) tokens, and an
+        iteration is long when its chunk exceeds c_b, the chunk whose time is the bound
+        (`tokens_within` for one step)."""
+        c_b = float(self.tokens_within(bound_s, np.ones(1))[0])
+        room = max(self.full_tokens, 1.0)
+        i = np.asarray(prompt_tokens, dtype=float)
+        full = np.floor(i / room)
+        rest = i - full * room
+        return full * float(room > c_b) + (rest > c_b)
+
+
 def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
     """NoDG with Sarathi-style chunked prefill under a token budget of `chunk_tokens`."""
     im = scen.instance(dep.tp, dep.pp)
@@ -186,26 +258,38 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
     t_ci, t_di, mu_i, rho_i = float(t_c[i]), float(t_d[i]), float(mu[i]), float(rho[i])
     service = im.inp / mu_i  # a prompt's chunked prefill when the queue is busy
     wait = mg1_wait(rate_i, float(service.mean()), float((service**2).mean()), ca2)
-    active = im.inp * t_ci / max(float(chunk[i]), 1.0)  # hybrid seconds a prompt adds
+    iters = HybridIterations(
+        t_decode_s=t_di,
+        t_typical_s=t_ci,
+        t_full_s=float(t_full[i]),
+        typical_tokens=float(chunk[i]),
+        full_tokens=float(room[i]),
+    )
     n = im.steps
     life = n * float(tpot_mean[i])
     # decodes have priority, so a request decodes as soon as its own prefill ends, while the
     # prompts that arrived during its wait and prefill are still queued (FIFO): they are chunked
     # into its decode iterations too, so the horizon of interfering work includes its sojourn
     horizon = life + wait.mean_s + service
-    x_mean, x_var = compound_moments(
-        rate_i, horizon, float(active.mean()), float((active**2).mean()), ca2
-    )
-    gain = t_ci / max(t_ci - t_di, 1e-12)  # prefill-active seconds per second of TPOT excess·n
+    y_mean, y_var = compound_moments(rate_i, horizon, mean_in, float((im.inp**2).mean()), ca2)
 
     def ttft_cdf(t: float) -> np.ndarray:
         return wait.cdf(t - service - t_ci)
 
     def tpot_cdf(t: float) -> np.ndarray:
-        if t >= t_ci:
-            return np.ones_like(n)
-        ok_ = compound_cdf((t - t_di) * n * gain, x_mean, x_var)
+        ok_ = compound_cdf(iters.tokens_within(t, n), y_mean, y_var)
         return np.where(n > 0, ok_, 1.0)
+
+    def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:
+        # long gaps: the iterations whose prompt chunk makes them longer than the bound, counted
+        # per arriving prompt (`HybridIterations.long_iterations`) over the same horizon
+        if t_di > bound_s:
+            return np.where(allowed >= n, 1.0, 0.0)
+        h = iters.long_iterations(im.inp, bound_s)
+        k_mean, k_var = compound_moments(
+            rate_i, horizon, float(h.mean()), float((h**2).mean()), ca2
+        )
+        return compound_cdf(allowed + 0.5, k_mean, k_var)
 
     return Latencies(
         ttft_cdf=ttft_cdf,
@@ -221,4 +305,5 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
             f"hybrid iterations of {t_ci * 1e3:.0f} ms (decode-only {t_di * 1e3:.0f} ms) at batch "
             f"{batch:.0f}"
         ),
+        tbt_cdf=tbt_cdf,
     )
