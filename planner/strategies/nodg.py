@@ -18,10 +18,11 @@ sarathi — chunked prefill under a per-iteration token budget C, decode priorit
   iteration carries only what waits, c = min(C − B, max(E[I], λ·E[I]·t_c)) tokens (a whole
   short prompt, or the tokens arriving per iteration at high rates), and takes t_c; hybrid
   iterations fill a share min(1, λ·E[I]·t_c/c) of the time, and the mean iteration time is the
-  harmonic mix of t_c and t_d. A request's TPOT rises by (t_c − t_d)/n_i for each hybrid
-  iteration it shares, counted from the compound prefill work arriving during its life and its
-  own wait and prefill (with decode priority, prompts queued behind it are chunked into its
-  decode iterations).
+  harmonic mix of t_c and t_d. A request's TPOT follows from the compound prompt tokens
+  arriving during its life and its own wait and prefill (with decode priority, prompts queued
+  behind it are chunked into its decode iterations), spread over its n iterations on the
+  piecewise-linear map of an iteration's time through t_d, t_c and t_full
+  (`HybridIterations`): it reaches 1 only at t_full, the longest iteration.
 
 Paged KV (every strategy, `base.predict`): by PASTA, the share of time the KV cache is full is
 the share of requests that wait for memory or are preempted; they count as missing the SLO.

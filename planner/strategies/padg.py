@@ -25,16 +25,21 @@ per admitted prefill, and the pending queue is a G/G/N queue with that service (
 it saturates exactly when the fluid TPOT t_d/(1 − f_p) reaches S_TPOT). Check 3 bounds the batch
 by KV memory.
 
-TTFT: admission caps it at the window P (plus the residual decode step when an instance
-switches); below that, a request waits in an M/G/1 at ρ_w that starts empty each window:
-TTFT_i = min((W_q + p_i)/(1 − ρ_w) + r, P) when ρ_w < 1, and min(U[P(1 − 1/ρ_w), P] + r, P)
-when the active instance is overloaded during its window. Slack-paced, TTFT_i = W_pend + p_i + r.
+TTFT = W_pend + A_i + R. Admission bounds the admitted part A_i by the window's work P: a
+request waits in an M/G/1 at ρ_w that starts empty each window, A_i = min((W_q + p_i)/(1 − ρ_w),
+P) when ρ_w < 1, and U[P(1 − 1/ρ_w), P] when the active instance is overloaded during its window;
+R, uniform on [0, t_d], is the decode step in progress when the instance turns to prefill; and
+W_pend is the wait of a request that check 2 refuses everywhere: the slack-paced queue's wait,
+after a head start of one window's earning time outside the paced regime. Slack-paced,
+TTFT_i = W_pend + p_i + R.
 TPOT: an instance is active for D = T/N of each rotation and prefills what it admits then.
 A request starts decoding at a uniform point u of its own instance's activation and, over its
 decode span L = n·t_d/(1 − f_p), overlaps O(u) seconds of activations: the rest of its own
 (which brings the prompts admitted after it) and one D every T after that. Windows close on
 admitted work, not time, so the count of prompts in an overlap is its mean, λ_m·O, and only
-their sizes vary (jobs φ·s); the interruption work given O is moment-matched like vLLM's
+their spread comes from the arrivals (count variance c_a²/N × its mean: the instance takes
+about 1/N of the macro instance's arrivals over the request's life; jobs φ·s); the
+interruption work given O is moment-matched like vLLM's
 (docs/model.md §6.3) and averaged over u. The mean slowdown is 1/(1 − f_p), and the decode batch
 follows from Little's law.
 With N = 1 the model is exactly NoDG (vLLM): the single instance is always active.
