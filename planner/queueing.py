@@ -147,20 +147,25 @@ def solve_decode_batch(
     return float(i - 1 + frac)
 
 
-def infinite_server_peakedness(ca2: float, service: np.ndarray) -> float:
-    """Peakedness z = Var[N]/E[N] of the number N in a GI/G/∞ system (docs/model.md §6.7):
-    z ≈ 1 + (c_a² − 1)·κ with κ = ∫(1 − G(t))² dt / E[S] = E[min(S₁, S₂)]/E[S] for two
-    independent service times (Whitt, heavy-traffic approximation for the GI/G/∞ queue; exact
-    for Poisson, z = 1, the M/G/∞ population being Poisson). κ is 1 for constant service and
-    1/2 for exponential. `service` is an equally weighted sample of service times (any unit);
-    E[min] over it is Σ_k s_(k)·(2(N − k) + 1)/N² with s sorted ascending, k = 1..N."""
+def infinite_server_kappa(service: np.ndarray) -> float:
+    """κ = ∫(1 − G(t))² dt / E[S] = E[min(S₁, S₂)]/E[S] for two independent service times
+    (docs/model.md §6.7): 1 for constant service, 1/2 for exponential. `service` is an equally
+    weighted sample (any unit); E[min] over it is Σ_k s_(k)·(2(N − k) + 1)/N², s sorted
+    ascending, k = 1..N (the chance that the smaller of two draws is the k-th value)."""
     s = np.sort(np.asarray(service, dtype=float).ravel())
     mean = float(s.mean()) if s.size else 0.0
     if mean <= 0.0:
-        return 1.0
+        return 0.0
     size = s.size
     weights = (2.0 * (size - np.arange(1, size + 1)) + 1.0) / size**2
-    kappa = float(np.dot(s, weights)) / mean
+    return float(np.dot(s, weights)) / mean
+
+
+def infinite_server_peakedness(ca2: float, kappa: float) -> float:
+    """Peakedness z = Var[N]/E[N] of the number N in a GI/G/∞ system (docs/model.md §6.7):
+    z ≈ 1 + (c_a² − 1)·κ, κ from `infinite_server_kappa` (Whitt's heavy-traffic approximation
+    for GI/G/∞; exact for Poisson arrivals, z = 1, the M/G/∞ population being Poisson),
+    floored at 0."""
     return max(1.0 + (ca2 - 1.0) * kappa, 0.0)
 
 

@@ -16,13 +16,14 @@ from planner.queueing import (
     count_cdf,
     delay_nodes,
     head_start_wait,
+    infinite_server_kappa,
     infinite_server_peakedness,
     time_average_variance_factor,
 )
 from planner.simulate.run import simulate
 from planner.strategies import goodput, predict
 from planner.strategies.base import Latencies
-from planner.strategies.fudg import BatchFluctuation
+from planner.strategies.decode_batch import BatchFluctuation, PopulationShape
 from planner.strategies.nodg import HybridIterations, _hybrid_iterations, long_stall_share
 from planner.strategies.predict import joint_attainment
 from planner.strategies.registry import MODELS
@@ -41,13 +42,16 @@ def with_tbt(tbt_s: float | None, base: SLO = SHAREGPT) -> SLO:
 
 def test_peakedness_by_hand() -> None:
     # constant service: κ = 1, so z = c_a²; Poisson: z = 1 whatever the service
-    assert infinite_server_peakedness(3.0, np.full(7, 2.0)) == pytest.approx(3.0)
-    assert infinite_server_peakedness(1.0, np.array([1.0, 5.0, 9.0])) == pytest.approx(1.0)
+    assert infinite_server_kappa(np.full(7, 2.0)) == pytest.approx(1.0)
+    assert infinite_server_peakedness(3.0, 1.0) == pytest.approx(3.0)
+    assert infinite_server_peakedness(1.0, 0.3) == pytest.approx(1.0)
     # service 1 or 3: E[min(S1, S2)] = (1 + 1 + 1 + 3)/4 = 1.5, E[S] = 2, κ = 0.75
-    assert infinite_server_peakedness(3.0, np.array([3.0, 1.0])) == pytest.approx(1 + 2 * 0.75)
+    assert infinite_server_kappa(np.array([3.0, 1.0])) == pytest.approx(0.75)
+    assert infinite_server_peakedness(3.0, 0.75) == pytest.approx(2.5)
     # exponential service: κ = 1/2
     expo = np.random.default_rng(0).exponential(size=100_000)
-    assert infinite_server_peakedness(5.0, expo) == pytest.approx(3.0, rel=0.02)
+    assert infinite_server_kappa(expo) == pytest.approx(0.5, rel=0.02)
+    assert infinite_server_peakedness(0.0, 2.0) == 0.0  # floored
 
 
 def test_time_average_variance_factor_by_hand() -> None:
@@ -123,14 +127,15 @@ def test_long_stall_share_by_hand() -> None:
 
 
 def _fluct(peakedness: float = 1.0) -> BatchFluctuation:
-    grid = 0.02 + 0.001 * np.arange(201, dtype=float)
-    return BatchFluctuation(
-        batch=50.0,
-        peakedness=peakedness,
+    steps = np.array([10.0, 10_000.0])
+    shape = PopulationShape(
+        steps=steps,
+        kappa=1.0,
         corr_steps=100.0,
-        steps=np.array([10.0, 10_000.0]),
-        step_s=grid,
+        averaging=time_average_variance_factor(steps, 100.0),
+        step_s=0.02 + 0.001 * np.arange(201, dtype=float),
     )
+    return BatchFluctuation(batch=50.0, peakedness=peakedness, shape=shape)
 
 
 def test_fudg_tpot_spread_shrinks_with_request_length() -> None:

@@ -17,21 +17,14 @@ usually has slack: load imbalance.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from planner.deployment import Deployment, interleaved_placement, placement
-from planner.queueing import (
-    ExpTailWait,
-    compound_cdf,
-    infinite_server_peakedness,
-    mg1_wait,
-    solve_decode_batch,
-    time_average_variance_factor,
-)
+from planner.queueing import ExpTailWait, mg1_wait, solve_decode_batch
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
+from planner.strategies.decode_batch import decode_batch_fluctuation
 
 
 def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: int) -> float:
@@ -150,65 +143,6 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
             f"variance {fluct.peakedness:.2f}× its mean)"
         ),
         tbt_cdf=tbt_cdf,
-    )
-
-
-@dataclass(frozen=True)
-class BatchFluctuation:
-    """The decode batch of a decode instance as a fluctuating population (docs/model.md §7.4):
-    mean `batch` (Little's law), peakedness `peakedness` (variance / mean, §6.7), correlation
-    time `corr_steps` (decode steps), and each sampled request's decode steps `steps`; `step_s`
-    is the step time at batch 0, 1, … (made non-decreasing for inversion)."""
-
-    batch: float
-    peakedness: float
-    corr_steps: float
-    steps: np.ndarray
-    step_s: np.ndarray
-
-    def batch_at_s(self, t: float) -> float:
-        """The batch whose decode step takes `t` seconds: t_d⁻¹(t) on the grid (linear between
-        grid points); inf at or beyond the largest step time (the batch cannot exceed the
-        grid's limit, the KV cache or the engine's max_num_seqs)."""
-        grid = self.step_s
-        if t >= float(grid[-1]):
-            return np.inf
-        return float(np.interp(t, grid[1:], np.arange(1, grid.size, dtype=float), left=0.0))
-
-    def tpot_cdf(self, t: float) -> np.ndarray:
-        """P(TPOT_i ≤ t) per request: TPOT_i = t_d(B̄_i), B̄_i the batch averaged over the
-        request's own n_i steps, Gamma with mean B̄ and variance z·B̄·v(n_i/θ) (§6.7)."""
-        b_star = self.batch_at_s(t)
-        if not np.isfinite(b_star):
-            return np.ones(self.steps.shape)
-        var = (
-            self.peakedness * self.batch * time_average_variance_factor(self.steps, self.corr_steps)
-        )
-        return compound_cdf(np.full(self.steps.shape, b_star), np.asarray(self.batch), var)
-
-    def step_at_most_cdf(self, t: float) -> float:
-        """Share of time the decode step takes at most `t` seconds: P(B ≤ t_d⁻¹(t)) for the
-        point (not time-averaged) batch, Gamma with mean B̄ and variance z·B̄."""
-        b_star = self.batch_at_s(t)
-        if not np.isfinite(b_star):
-            return 1.0
-        mean = np.asarray(self.batch)
-        return float(compound_cdf(np.asarray(b_star), mean, self.peakedness * mean))
-
-
-def decode_batch_fluctuation(dim: InstanceModel, batch: float, ca2: float) -> BatchFluctuation:
-    """The decode-pool batch as a GI/G/∞ population (requests stay for their n decode steps):
-    peakedness from the arrivals' c_a² and the decode lengths (`infinite_server_peakedness`),
-    correlation time the mean residual decode life E[n²]/(2E[n]) steps (the integral of the
-    M/G/∞ population's autocorrelation), docs/model.md §7.4."""
-    steps = np.asarray(dim.steps, dtype=float)
-    mean_n = max(float(steps.mean()), 1e-9)
-    return BatchFluctuation(
-        batch=batch,
-        peakedness=infinite_server_peakedness(ca2, steps),
-        corr_steps=max(float((steps**2).mean()) / (2.0 * mean_n), 1.0),
-        steps=steps,
-        step_s=np.maximum.accumulate(np.asarray(dim.step_s, dtype=float)),
     )
 
 
