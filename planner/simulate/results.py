@@ -25,6 +25,7 @@ class SimResult:
     attainment: float
     ttft_attainment: float
     tpot_attainment: float
+    tbt_attainment: float | None  # share meeting the per-token gap bound (None: no bound)
     ttft_s: dict[int, float]
     tpot_s: dict[int, float]
     mean_ttft_s: float

@@ -384,6 +384,7 @@ def _measure(
         attainment=joint,
         ttft_attainment=a_t,
         tpot_attainment=a_p,
+        tbt_attainment=None if gaps_ok is None else float(gaps_ok.mean()),
         ttft_s={q: _quantile(ttft, q) for q in PERCENTILES},
         tpot_s={q: _quantile(tpot, q) for q in PERCENTILES},
         mean_ttft_s=_mean(ttft),

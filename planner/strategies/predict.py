@@ -28,6 +28,7 @@ class Prediction:
     attainment: float
     ttft_attainment: float
     tpot_attainment: float
+    tbt_attainment: float | None  # per-token gap bound (None: the SLO sets none)
     ttft_s: Mapping[int, float]  # percentile → seconds (computed when read)
     tpot_s: Mapping[int, float]
     decode_batch: float
@@ -117,6 +118,7 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
     f_ttft = res.ttft_cdf(slo.ttft_s)
     f_tpot = res.tpot_cdf(slo.tpot_s)
     marginals = [f_ttft, f_tpot]
+    a_tbt: float | None = 1.0 if slo.tbt_s is not None else None
     a_ttft, a_tpot = float(f_ttft.mean()), float(f_tpot.mean())
     if a_ttft <= a_tpot:
         binding, detail = "TTFT", res.ttft_driver
@@ -126,7 +128,8 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
         im = scen.instance(dep.dtp, dep.dpp)
         f_tbt = res.tbt_cdf(slo.tbt_s, slo.allowed_long_gaps(im.steps))
         marginals.append(f_tbt)
-        if float(f_tbt.mean()) < min(a_ttft, a_tpot):
+        a_tbt = float(f_tbt.mean())
+        if a_tbt < min(a_ttft, a_tpot):
             binding = "TBT"
             detail = f"per-token gaps over {slo.tbt_s * 1e3:g} ms; {res.tpot_driver}"
     attain = joint_attainment(marginals) if slo.joint else min(float(f.mean()) for f in marginals)
@@ -154,6 +157,7 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
         attainment=attain,
         ttft_attainment=a_ttft,
         tpot_attainment=a_tpot,
+        tbt_attainment=a_tbt,
         ttft_s=ttft_p,
         tpot_s=tpot_p,
         decode_batch=res.decode_batch,
@@ -171,6 +175,7 @@ def _failed(rate: float, binding: str, detail: str, util: dict[str, float]) -> P
         attainment=0.0,
         ttft_attainment=0.0,
         tpot_attainment=0.0,
+        tbt_attainment=None,
         ttft_s={q: math.inf for q in PERCENTILES},
         tpot_s={q: math.inf for q in PERCENTILES},
         decode_batch=0.0,
