@@ -23,7 +23,13 @@ from planner.queueing import (
 from planner.simulate.run import simulate
 from planner.strategies import goodput, predict
 from planner.strategies.base import Latencies
-from planner.strategies.decode_batch import BatchFluctuation, PopulationShape
+from planner.strategies.decode_batch import (
+    PopulationShape,
+    StepFluctuation,
+    context_moments,
+    population_shape,
+    step_fluctuation,
+)
 from planner.strategies.nodg import HybridIterations, _hybrid_iterations, long_stall_share
 from planner.strategies.predict import joint_attainment
 from planner.strategies.registry import MODELS
@@ -126,27 +132,57 @@ def test_long_stall_share_by_hand() -> None:
     assert long_stall_share(np.array([0.05, 0.1, 0.2]), 0.5, 0.05, 0.3) == pytest.approx(1 / 3)
 
 
-def _fluct(peakedness: float = 1.0) -> BatchFluctuation:
+def _shape() -> PopulationShape:
     steps = np.array([10.0, 10_000.0])
-    shape = PopulationShape(
+    return PopulationShape(
         steps=steps,
         kappa=1.0,
         corr_steps=100.0,
         averaging=time_average_variance_factor(steps, 100.0),
+        context_var=400.0**2,
         step_s=0.02 + 0.001 * np.arange(201, dtype=float),
+        kv_slope_s=np.full(201, 1e-7),
     )
-    return BatchFluctuation(batch=50.0, peakedness=peakedness, shape=shape)
 
 
-def test_fudg_tpot_spread_shrinks_with_request_length() -> None:
-    f = _fluct()
-    assert f.batch_at_s(0.075) == pytest.approx(55.0)
-    above = f.tpot_cdf(0.075)  # step at batch 55, above the mean batch's 70 ms
-    below = f.tpot_cdf(0.065)
-    assert above[1] > above[0] and below[1] < below[0]  # the long request averages the batch
+def test_context_moments_by_hand() -> None:
+    # i = 100, o = 11 (10 steps): E[C] = 105.5, E[C²] = 100² + 100·11 + 121/3; i = 0, o = 1: no
+    # decode step, no weight
+    mean, var = context_moments(np.array([100.0, 0.0]), np.array([11.0, 1.0]))
+    assert mean == pytest.approx(105.5)
+    assert var == pytest.approx(100.0**2 + 1100.0 + 121.0 / 3.0 - 105.5**2)
+
+
+def test_step_fluctuation_by_hand() -> None:
+    shape = _shape()
+    # g = 1 ms per request, k = 1e-7 s per token, Var C = 400²: each member adds 1e-6 + 1.6e-9
+    # s², 50 of them with peakedness 2
+    f = StepFluctuation(
+        batch=50.0,
+        peakedness=2.0,
+        mean_step_s=0.07,
+        point_var_s2=2.0 * 50.0 * (1e-6 + 1e-14 * 400.0**2),
+        shape=shape,
+    )
+    assert f.point_var_s2 == pytest.approx(1.0016e-4)
+    assert f.averaged_var_s2 == pytest.approx(f.point_var_s2 * shape.averaging)
+    above, below = f.tpot_cdf(0.075), f.tpot_cdf(0.065)
+    assert above[1] > above[0] and below[1] < below[0]  # the long request averages the step
     assert f.tpot_cdf(0.22).tolist() == [1.0, 1.0]  # the grid's largest batch caps the step
-    # burstier arrivals, more variable batch: a lower share of time at or below batch 55
-    assert _fluct(2.0).step_at_most_cdf(0.075) < f.step_at_most_cdf(0.075) < 1.0
+    calmer = StepFluctuation(50.0, 1.0, 0.07, f.point_var_s2 / 2, shape)
+    assert f.step_at_most_cdf(0.075) < calmer.step_at_most_cdf(0.075) < 1.0
+
+
+def test_step_fluctuation_of_an_instance() -> None:
+    scen = scenario()
+    im = scen.instance(4, 1)
+    calm, bursty = step_fluctuation(im, 40.0, 1.0), step_fluctuation(im, 40.0, 4.0)
+    assert calm.mean_step_s == pytest.approx(im.step_at(40.0))
+    assert calm.peakedness == 1.0 and bursty.peakedness > 1.0
+    assert bursty.point_var_s2 > calm.point_var_s2 > 0.0
+    shape = population_shape(im)
+    assert population_shape(im) is shape  # computed once per instance model
+    assert np.all(shape.kv_slope_s >= 0.0) and shape.context_var > 0.0
 
 
 def test_sarathi_tpot_cdf_below_one_between_typical_and_full_iterations() -> None:

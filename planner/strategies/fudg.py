@@ -9,8 +9,8 @@ service time is KV bytes / effective bandwidth:
   mooncake — KV goes over the NICs; the busiest node NIC direction sets the queue.
 TTFT = W_prefill + p_i + W_link + KV_i/bw + latency + t_d/2 (joining the next decode step).
 Decode pool: n_d instances at λ/n_d, mean decode batch B̄ from Little's law (no interference);
-the batch fluctuates as a GI/G/∞ population and a request's TPOT is the step time at the batch
-averaged over its own steps (`BatchFluctuation`). The P:D ratio is integral, so one pool
+the batch and its contexts fluctuate as a GI/G/∞ population and a request's TPOT is the step
+time averaged over its own steps (`StepFluctuation`). The P:D ratio is integral, so one pool
 usually has slack: load imbalance.
 """
 
@@ -24,7 +24,7 @@ from planner.deployment import Deployment, interleaved_placement, placement
 from planner.queueing import ExpTailWait, mg1_wait, solve_decode_batch
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
-from planner.strategies.decode_batch import decode_batch_fluctuation
+from planner.strategies.decode_batch import step_fluctuation
 
 
 def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: int) -> float:
@@ -111,7 +111,7 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
     def ttft_cdf(t: float) -> np.ndarray:
         return wait.cdf(t - fixed)
 
-    fluct = decode_batch_fluctuation(dim, batch, ca2)
+    fluct = step_fluctuation(dim, batch, ca2)
 
     def tpot_cdf(t: float) -> np.ndarray:
         return np.where(n <= 0, 1.0, fluct.tpot_cdf(t))
@@ -139,8 +139,9 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
             f"{rho_net:.2f}, transfer {float(xfer.mean()) * 1e3:.0f} ms mean"
         ),
         tpot_driver=(
-            f"decode step {t_d * 1e3:.0f} ms at mean batch {batch:.0f} (batch fluctuates, "
-            f"variance {fluct.peakedness:.2f}× its mean)"
+            f"decode step {t_d * 1e3:.0f} ms at mean batch {batch:.0f} (fluctuating by "
+            f"{np.sqrt(fluct.point_var_s2) * 1e3:.1f} ms; batch variance {fluct.peakedness:.2f}× "
+            "its mean)"
         ),
         tbt_cdf=tbt_cdf,
     )

@@ -44,6 +44,7 @@ from planner.queueing import (
 )
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
+from planner.strategies.decode_batch import step_fluctuation
 
 
 def kv_check(im: InstanceModel, batch: float) -> Unstable | None:
@@ -84,10 +85,18 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
     fixed = im.prefill_s + extra_s
     n = im.steps
     life = n * t_d * slowdown
-    x_mean, x_var = compound_moments(rate_i, life, s_mean, s_m2, ca2)
+    # the work arriving during its life stretches the life it arrives in: the life is a
+    # first passage n·t_d + X(life), whose variance carries 1/(1 − ρ)³ (§6.3), so the variance
+    # is counted over life·slowdown² while the mean is over life
+    x_mean, _ = compound_moments(rate_i, life, s_mean, s_m2, ca2)
+    _, x_var = compound_moments(rate_i, life * slowdown**2, s_mean, s_m2, ca2)
 
     def ttft_cdf(t: float) -> np.ndarray:
         return wait.cdf((t - residual) * (1.0 - rho) - fixed)
+
+    # the step itself fluctuates with the batch and its contexts (§6.7): its spread over the
+    # request's n steps joins the interruption work's in one Gamma above t_d
+    x_var = x_var + n**2 * step_fluctuation(im, batch, ca2).averaged_var_s2
 
     def tpot_cdf(t: float) -> np.ndarray:
         ok = compound_cdf((t - t_d) * n, x_mean, x_var)
@@ -272,7 +281,18 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
     # prompts that arrived during its wait and prefill are still queued (FIFO): they are chunked
     # into its decode iterations too, so the horizon of interfering work includes its sojourn
     horizon = life + wait.mean_s + service
-    y_mean, y_var = compound_moments(rate_i, horizon, mean_in, float((im.inp**2).mean()), ca2)
+    m2_in = float((im.inp**2).mean())
+    y_mean, _ = compound_moments(rate_i, horizon, mean_in, m2_in, ca2)
+    # as for vLLM (first passage, §6.3): the hybrid iterations stretch the life they are
+    # counted over, by TPOT/t_d on average, which multiplies the life's share of the variance
+    # by that stretch squared
+    stretch = float(tpot_mean[i]) / t_di
+    _, y_var = compound_moments(rate_i, horizon + life * (stretch**2 - 1.0), mean_in, m2_in, ca2)
+    # the step's own fluctuation (§6.7) in prompt-token equivalents: below t_c a request's TPOT
+    # rises (t_c − t_d)/c per token per step
+    if t_ci - t_di > 1e-6:
+        per_token = float(chunk[i]) / (t_ci - t_di)
+        y_var = y_var + (n * per_token) ** 2 * step_fluctuation(im, batch, ca2).averaged_var_s2
 
     def ttft_cdf(t: float) -> np.ndarray:
         return wait.cdf(t - service - t_ci)

@@ -63,6 +63,7 @@ from planner.queueing import (
 )
 from planner.scenario import Scenario
 from planner.strategies.base import Latencies, Unstable
+from planner.strategies.decode_batch import step_fluctuation
 from planner.strategies.nodg import kv_check, long_stall_share, vllm_instance
 
 
@@ -174,6 +175,8 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     work_mean, work_var = compound_moments(
         rate_m, active, s_mean * phi, im.service_m2_s2 * phi**2, ca2 / n_inst
     )
+    # the step's own fluctuation with the batch and its contexts (§6.7), over the n steps
+    work_var = work_var + (n**2 * step_fluctuation(im, batch, ca2).averaged_var_s2)[:, None]
 
     def tpot_cdf(t: float) -> np.ndarray:
         room = (t - t_d) * n
