@@ -288,8 +288,8 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
     # by that stretch squared
     stretch = float(tpot_mean[i]) / t_di
     _, y_var = compound_moments(rate_i, horizon + life * (stretch**2 - 1.0), mean_in, m2_in, ca2)
-    # the step's own fluctuation (§6.7) in prompt-token equivalents: below t_c a request's TPOT
-    # rises (t_c − t_d)/c per token per step
+    # the step's own fluctuation (§6.7) in prompt-token equivalents: below t_c, Y tokens raise
+    # a request's TPOT by Y·(t_c − t_d)/(c·n), so a TPOT deviation δ weighs n·δ·c/(t_c − t_d)
     if t_ci - t_di > 1e-6:
         per_token = float(chunk[i]) / (t_ci - t_di)
         y_var = y_var + (n * per_token) ** 2 * step_fluctuation(im, batch, ca2).averaged_var_s2

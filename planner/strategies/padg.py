@@ -36,11 +36,11 @@ TPOT: an instance is active for D = T/N of each rotation and prefills what it ad
 A request starts decoding at a uniform point u of its own instance's activation and, over its
 decode span L = n·t_d/(1 − f_p), overlaps O(u) seconds of activations: the rest of its own
 (which brings the prompts admitted after it) and one D every T after that. Windows close on
-admitted work, not time, so the count of prompts in an overlap is its mean, λ_m·O, and only
-their spread comes from the arrivals (count variance c_a²/N × its mean: the instance takes
-about 1/N of the macro instance's arrivals over the request's life; jobs φ·s); the
-interruption work given O is moment-matched like vLLM's
-(docs/model.md §6.3) and averaged over u. The mean slowdown is 1/(1 − f_p), and the decode batch
+admitted work, not time, so the count of prompts in an overlap has mean λ_m·O and a spread
+that comes from the arrivals (variance c_a²/N × its mean: the instance takes about 1/N of the
+macro instance's arrivals over the request's life; jobs φ·s); the interruption work given O is
+moment-matched like vLLM's (docs/model.md §6.3), the decode step's own fluctuation (§6.7) added
+to its variance, and averaged over u. The mean slowdown is 1/(1 − f_p), and the decode batch
 follows from Little's law.
 With N = 1 the model is exactly NoDG (vLLM): the single instance is always active.
 """
