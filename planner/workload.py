@@ -188,6 +188,13 @@ class SLO(_Frozen):
     def target(self) -> float:
         return self.attainment / 100.0
 
+    @property
+    def tbt_text(self) -> str:
+        """The per-token gap bound for reports ("" when none): e.g. ", P99 token gap ≤ 200 ms"."""
+        if self.tbt_s is None:
+            return ""
+        return f", P{self.tbt_percentile:g} token gap ≤ {self.tbt_s * 1e3:g} ms"
+
     def allowed_long_gaps(self, steps: np.ndarray) -> np.ndarray:
         """Inter-token gaps longer than `tbt_s` a request with n decode steps may have and still
         meet the TBT SLO (docs/model.md §4.3): its n gaps' `tbt_percentile`-th percentile
