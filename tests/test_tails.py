@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from planner.config import PlanFile
 from planner.deployment import Deployment
+from planner.errors import PlannerError
 from planner.queueing import (
     ExpTailWait,
     count_cdf,
@@ -34,6 +36,7 @@ from planner.strategies.nodg import HybridIterations, _hybrid_iterations, long_s
 from planner.strategies.predict import joint_attainment
 from planner.strategies.registry import MODELS
 from planner.workload import PRESETS, SLO
+from planner.yamlio import validate
 from tests.test_strategies import PAPER, SETTINGS, STRATEGY, scenario
 
 SHAREGPT = PRESETS["sharegpt"].slo
@@ -102,6 +105,17 @@ def test_allowed_long_gaps_by_hand() -> None:
     p90 = slo.model_copy(update={"tbt_percentile": 90.0})
     assert p90.allowed_long_gaps(np.array([10, 19, 20])).tolist() == [1, 1, 2]
     assert SHAREGPT.allowed_long_gaps(n).tolist() == n.tolist()  # no bound: all may be long
+    assert slo.tbt_text == ", P99 token gap ≤ 200 ms" and SHAREGPT.tbt_text == ""
+
+
+def test_plan_file_tbt_fields() -> None:
+    plan = validate(PlanFile, {"slo": {"tbt_s": 0.25, "tbt_percentile": 95}}, "plan.yaml")
+    slo = plan.scenario().slo
+    assert slo.tbt_s == 0.25 and slo.tbt_percentile == 95.0
+    assert plan.scenario().slo.scaled(2.0).tbt_s == 0.5
+    for bad in ({"tbt_s": 0}, {"tbt_percentile": 0}, {"tbt_percentile": 101}):
+        with pytest.raises(PlannerError, match="tbt_"):
+            validate(PlanFile, {"slo": bad}, "plan.yaml")
 
 
 # ---- strategy pieces, by hand -----------------------------------------------------------------
