@@ -322,6 +322,23 @@ class SLOSpec(_Strict):
         description="true: a request counts only if it meets both bounds; false: each bound's "
         "share must reach `attainment` on its own; default true",
     )
+    tbt_s: float | None = Field(
+        default=None,
+        ge=MIN_SLO_S,
+        le=MAX_SLO_S,
+        allow_inf_nan=False,
+        description="optional per-token gap bound (seconds, 1e-6..86400): a request meets it "
+        "when the `tbt_percentile`-th percentile of its own gaps between consecutive output "
+        "tokens is at most this; default: none",
+    )
+    tbt_percentile: float = Field(
+        default=99.0,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="which percentile of a request's own inter-token gaps `tbt_s` bounds "
+        "(percent, (0, 100]); default 99",
+    )
 
 
 class Objective(_Strict):
@@ -715,7 +732,14 @@ class PlanFile(_Strict):
             raise PlannerError(
                 "slo: ttft_s and tpot_s are required when no workload preset is used"
             )
-        slo = SLO(ttft_s=ttft, tpot_s=tpot, attainment=self.slo.attainment, joint=self.slo.joint)
+        slo = SLO(
+            ttft_s=ttft,
+            tpot_s=tpot,
+            attainment=self.slo.attainment,
+            joint=self.slo.joint,
+            tbt_s=self.slo.tbt_s,
+            tbt_percentile=self.slo.tbt_percentile,
+        )
         return workload, slo
 
     def scenario(self, base_dir: Path = Path(".")) -> Scenario:

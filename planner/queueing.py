@@ -159,3 +159,84 @@ def solve_decode_batch(
         return float(demand[1])
     frac = lo / (lo - hi) if lo != hi else 1.0
     return float(i - 1 + frac)
+
+
+def infinite_server_kappa(service: np.ndarray) -> float:
+    """κ = ∫(1 − G(t))² dt / E[S] = E[min(S₁, S₂)]/E[S] for two independent service times
+    (docs/model.md §6.8): 1 for constant service, 1/2 for exponential. `service` is an equally
+    weighted sample (any unit); E[min] over it is Σ_k s_(k)·(2(N − k) + 1)/N², s sorted
+    ascending, k = 1..N (the chance that the smaller of two draws is the k-th value)."""
+    s = np.sort(np.asarray(service, dtype=float).ravel())
+    mean = float(s.mean()) if s.size else 0.0
+    if mean <= 0.0:
+        return 0.0
+    size = s.size
+    weights = (2.0 * (size - np.arange(1, size + 1)) + 1.0) / size**2
+    return float(np.dot(s, weights)) / mean
+
+
+def infinite_server_peakedness(ca2: float, kappa: float) -> float:
+    """Peakedness z = Var[N]/E[N] of the number N in a GI/G/∞ system (docs/model.md §6.8):
+    z ≈ 1 + (c_a² − 1)·κ, κ from `infinite_server_kappa` (Whitt's heavy-traffic approximation
+    for GI/G/∞; exact for Poisson arrivals, z = 1, the M/G/∞ population being Poisson),
+    floored at 0."""
+    return max(1.0 + (ca2 - 1.0) * kappa, 0.0)
+
+
+def time_average_variance_factor(horizon: np.ndarray, correlation: float) -> np.ndarray:
+    """Var of the time average over a horizon L of a stationary process with autocorrelation
+    e^{−τ/θ}, relative to its point variance (docs/model.md §6.8):
+    v = (2/L²)∫₀ᴸ (L − τ)e^{−τ/θ} dτ = 2(x − 1 + e^{−x})/x², x = L/θ (1 at L = 0, → 2/x for
+    long horizons). `horizon` and `correlation` (θ) in the same unit."""
+    x = np.asarray(horizon, dtype=float) / max(correlation, 1e-300)
+    small = x < 1e-6
+    xs = np.where(small, 1.0, x)
+    v = 2.0 * (xs - 1.0 + np.exp(-xs)) / xs**2
+    return np.where(small, 1.0, v)
+
+
+def count_cdf(m: np.ndarray, mean: np.ndarray, dispersion: float) -> np.ndarray:
+    """P(K ≤ m) for an event count K of mean `mean` and variance `dispersion`·mean
+    (docs/model.md §6.9): Poisson (P(K ≤ m) = Q(m + 1, μ), the regularised upper incomplete gamma)
+    when the dispersion is at most 1, else negative binomial with r = μ/(D − 1) and success
+    probability 1/D (P(K ≤ m) = I_{1/D}(r, m + 1), the regularised incomplete beta). A renewal
+    count over a long window has dispersion c_a² (Cox); the Poisson case is used below 1, which
+    overstates the spread of smoother streams slightly. m < 0 gives 0."""
+    m = np.floor(np.asarray(m, dtype=float))
+    mu = np.maximum(np.asarray(mean, dtype=float), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if dispersion <= 1.0:
+            out = special.gammaincc(np.maximum(m, 0.0) + 1.0, mu)
+        else:
+            r = np.maximum(mu / (dispersion - 1.0), 1e-300)
+            out = special.betainc(r, np.maximum(m, 0.0) + 1.0, 1.0 / dispersion)
+    out = np.where(mu <= 0.0, 1.0, out)
+    return np.where(m < 0.0, 0.0, out)
+
+
+def head_start_wait(wait: ExpTailWait, head_s: float) -> ExpTailWait:
+    """The wait beyond a head start: max(W − h, 0) for an `ExpTailWait` W (docs/model.md §6.2).
+    The tail is memoryless, so P(W − h > w) = p·e^{−h/m}·e^{−w/m} with m the mean of those who
+    wait: the same family with P(wait) = p·e^{−h/m} and the same m."""
+    m = wait.mean_if_waiting_s
+    if wait.p_wait <= 0.0 or m <= 0.0 or not np.isfinite(m):
+        return wait
+    p = wait.p_wait * float(np.exp(-max(head_s, 0.0) / m))
+    return ExpTailWait(p_wait=p, mean_s=p * m)
+
+
+def delay_nodes(wait: ExpTailWait, residual_s: float, nodes: int = 4) -> tuple[np.ndarray, ...]:
+    """Quadrature of D = W + R for an `ExpTailWait` W and R uniform on [0, residual_s]
+    (docs/model.md §6.2): (delays, weights), weights summing to 1. R takes `nodes` midpoints
+    (k + ½)/nodes·residual; W is 0 with probability 1 − p and otherwise takes the exponential's
+    quantiles at the midpoints, −m·ln(1 − (k + ½)/nodes), each with weight p/nodes."""
+    mid = (np.arange(nodes) + 0.5) / nodes
+    r = mid * residual_s
+    p, m = wait.p_wait, wait.mean_if_waiting_s
+    if p <= 0.0 or m <= 0.0:
+        return r, np.full(nodes, 1.0 / nodes)
+    w = np.concatenate([[0.0], -m * np.log1p(-mid)])
+    pw = np.concatenate([[1.0 - p], np.full(nodes, p / nodes)])
+    delays = (w[:, None] + r[None, :]).ravel()
+    weights = (pw[:, None] * np.full(nodes, 1.0 / nodes)[None, :]).ravel()
+    return delays, weights

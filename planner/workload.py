@@ -177,13 +177,41 @@ class SLO(_Frozen):
         default=90.0, gt=0, lt=100, allow_inf_nan=False, description="percent"
     )
     joint: bool = Field(default=True, description="a request must meet both TTFT and TPOT")
+    tbt_s: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="per-token gap bound (seconds)"
+    )
+    tbt_percentile: float = Field(
+        default=99.0, gt=0, le=100, allow_inf_nan=False, description="percent"
+    )
 
     @property
     def target(self) -> float:
         return self.attainment / 100.0
 
+    @property
+    def tbt_text(self) -> str:
+        """The per-token gap bound for reports ("" when none): e.g. ", P99 token gap ≤ 200 ms"."""
+        if self.tbt_s is None:
+            return ""
+        return f", P{self.tbt_percentile:g} token gap ≤ {self.tbt_s * 1e3:g} ms"
+
+    def allowed_long_gaps(self, steps: np.ndarray) -> np.ndarray:
+        """Inter-token gaps longer than `tbt_s` a request with n decode steps may have and still
+        meet the TBT SLO (docs/model.md §4.3): its n gaps' `tbt_percentile`-th percentile
+        (nearest rank, the ⌈p·n/100⌉-th smallest) is ≤ the bound iff at most
+        n − ⌈p·n/100⌉ gaps exceed it. Every n when no TBT bound is set."""
+        n = np.asarray(steps, dtype=float)
+        if self.tbt_s is None:
+            return n
+        # the rounding guard keeps p·n/100 = 99.0000000001 from asking one gap more
+        need = np.ceil(self.tbt_percentile * n / 100.0 - 1e-9)
+        return np.maximum(n - need, 0.0)
+
     def scaled(self, k: float) -> SLO:
-        return self.model_copy(update={"ttft_s": self.ttft_s * k, "tpot_s": self.tpot_s * k})
+        tbt = None if self.tbt_s is None else self.tbt_s * k
+        return self.model_copy(
+            update={"ttft_s": self.ttft_s * k, "tpot_s": self.tpot_s * k, "tbt_s": tbt}
+        )
 
 
 class SharedPrefix(_Frozen):

@@ -416,7 +416,8 @@ def render_markdown(
         + (f" (CV {s.workload.arrivals.cv:g})" if s.workload.arrivals.process == "gamma" else "")
         + _prefix_words(s)
         + ".",
-        f"- **SLO**: TTFT ≤ {s.slo.ttft_s:g} s and TPOT ≤ {s.slo.tpot_s * 1e3:g} ms for "
+        f"- **SLO**: TTFT ≤ {s.slo.ttft_s:g} s and TPOT ≤ {s.slo.tpot_s * 1e3:g} ms"
+        f"{s.slo.tbt_text} for "
         f"{s.slo.attainment:g}% of requests ({'joint' if s.slo.joint else 'per metric'}).",
         f"- **Objective**: {res.objective.kind.replace('_', ' ')}"
         + (f", target {target:g} req/s" if target else "")

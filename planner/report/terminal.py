@@ -176,7 +176,8 @@ def scenario_line(s: Scenario) -> Text:
     return Text.from_markup(
         f"[bold]{s.model.name}[/] on {s.cluster.total_gpus}× {s.cluster.gpu.name} "
         f"({s.cluster.nodes} nodes, {s.cluster.network.bandwidth_gbit:g} Gb/s), workload "
-        f"{s.workload.name}, SLO TTFT {s.slo.ttft_s:g} s / TPOT {s.slo.tpot_s * 1e3:g} ms at "
+        f"{s.workload.name}, SLO TTFT {s.slo.ttft_s:g} s / TPOT {s.slo.tpot_s * 1e3:g} ms"
+        f"{s.slo.tbt_text} at "
         f"P{s.slo.attainment:g} ({'joint' if s.slo.joint else 'per metric'})"
     )
 

@@ -50,6 +50,8 @@ class RequestTable:
     finish_s: list[float]  # end of the last decode step (−1: not yet)
     reserve: list[int]  # KV tokens reserved beyond the prompt (KV policy; 0 under paged)
     preemptions: int = 0
+    tbt_s: float = float("inf")  # per-token gap bound (the SLO's tbt_s; inf: none)
+    long_gaps: list[int] = field(default_factory=list)  # gaps over tbt_s per request (if set)
     # prompt tokens found in the shared prefix cache: not prefilled, held once per instance
     # (not in `prompt`), read by every decode step; empty when no request reuses a prefix
     cached: list[int] = field(default_factory=list)
@@ -106,6 +108,13 @@ class Instance:
     _progress: dict[int, int] = field(default_factory=dict)  # sarathi: prompt tokens done
     _recomputed: set[int] = field(default_factory=set)  # preempted, KV rebuilt here
     _current: tuple[str, list[int], float] = ("idle", [], 0.0)
+    # per-token gaps (TBT SLO): `gaps` counts the decode iterations whose gap since the previous
+    # one exceeded the bound; a request's long gaps are the count's change while it ran
+    gaps: int = 0
+    _g0: dict[int, int] = field(default_factory=dict)
+    _joined: list[int] = field(default_factory=list)  # joined at the running iteration
+    _step_start_s: float = 0.0
+    _last_step_end_s: float = 0.0
 
     # ---- queries -----------------------------------------------------------------------------
     @property
@@ -172,6 +181,7 @@ class Instance:
             return None
         self._make_room()
         dt = self.timer.decode_s(self.n_run, self._kv_read())
+        self._step_start_s = now
         self._current = ("decode", [], now + dt)
         if self.window_s[0] <= now < self.window_s[1]:
             self.stats.decode_busy_s += dt
@@ -286,6 +296,9 @@ class Instance:
             if req.first_decode_s[rid] < 0:
                 req.first_decode_s[rid] = now
             self._k0[rid] = self.k
+            if req.long_gaps:
+                self._g0[rid] = self.gaps
+                self._joined.append(rid)
             heapq.heappush(self._fin, (self.k + req.remaining[rid], rid))
             self._order.append(rid)
             self.n_run += 1
@@ -312,6 +325,8 @@ class Instance:
         """Take a running request out of the decode batch; returns the steps it did here."""
         req = self.requests
         k0 = self._k0.pop(rid)
+        if req.long_gaps:
+            req.long_gaps[rid] += self.gaps - self._g0.pop(rid)
         left = req.reserve[rid] - (self.k - k0)
         if req.reserve[rid] > 0 and left > 0:
             self.reserve_extra -= left
@@ -360,6 +375,8 @@ class Instance:
         """One decode step done: requests that reached their last step finish."""
         req = self.requests
         self.k += 1
+        if req.long_gaps:
+            self._count_gaps(now)
         self.reserve_extra -= self.n_within
         res = self._res_end
         while res and res[0][0] <= self.k:
@@ -409,6 +426,20 @@ class Instance:
             budget -= c
         return chunk_s, chunk_tokens
 
+    def _count_gaps(self, now: float) -> None:
+        """A decode iteration ended at `now`: the requests that ran the previous one waited
+        since its end (any prefill in between included), those that joined at this one since
+        its start. O(1) per iteration plus O(1) per joining request."""
+        bound = self.requests.tbt_s
+        if now - self._last_step_end_s > bound:
+            self.gaps += 1
+            if now - self._step_start_s <= bound:
+                for rid in self._joined:  # their own first gap was short
+                    if rid in self._g0:  # (not preempted before its first step)
+                        self._g0[rid] += 1
+        self._joined.clear()
+        self._last_step_end_s = now
+
     def _start_hybrid(self, now: float) -> float | None:
         """Sarathi / vLLM V1 chunked prefill: all running decodes plus prompt chunks up to the
         token budget. As V1's scheduler: running requests first (decodes, which may preempt the
@@ -452,6 +483,7 @@ class Instance:
         if counted:
             self.stats.batch_time_s += self.n_run * dt
             self.stats.iterations += 1
+        self._step_start_s = now
         self._current = ("hybrid", finished, now + dt)
         self.busy = True
         return now + dt

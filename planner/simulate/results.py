@@ -25,6 +25,7 @@ class SimResult:
     attainment: float
     ttft_attainment: float
     tpot_attainment: float
+    tbt_attainment: float | None  # share meeting the per-token gap bound (None: no bound)
     ttft_s: dict[int, float]
     tpot_s: dict[int, float]
     mean_ttft_s: float
@@ -108,12 +109,20 @@ def latencies(
     return ttft, np.nan_to_num(tpot, nan=math.inf)
 
 
-def attainment(ttft: np.ndarray, tpot: np.ndarray, slo: SLO) -> tuple[float, float, float]:
-    """(SLO attainment, TTFT attainment, TPOT attainment): joint or the weaker of the two."""
+def attainment(
+    ttft: np.ndarray, tpot: np.ndarray, slo: SLO, gaps_ok: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """(SLO attainment, TTFT attainment, TPOT attainment): joint or the weakest metric.
+    `gaps_ok` says per request whether it met the per-token gap bound (docs/model.md §4.3),
+    when the SLO sets one."""
     ok_t = ttft <= slo.ttft_s
     ok_p = tpot <= slo.tpot_s
     a_t, a_p = float(ok_t.mean()), float(ok_p.mean())
-    joint = float((ok_t & ok_p).mean()) if slo.joint else min(a_t, a_p)
+    if gaps_ok is None:
+        joint = float((ok_t & ok_p).mean()) if slo.joint else min(a_t, a_p)
+    else:
+        a_g = float(gaps_ok.mean())
+        joint = float((ok_t & ok_p & gaps_ok).mean()) if slo.joint else min(a_t, a_p, a_g)
     return joint, a_t, a_p
 
 

@@ -130,6 +130,8 @@ def _table(stream: RequestStream, im: InstanceModel, scen: Scenario, seed: int) 
         first_decode_s=[-1.0] * stream.size,
         finish_s=[-1.0] * stream.size,
         cached=cached,
+        tbt_s=scen.slo.tbt_s if scen.slo.tbt_s is not None else float("inf"),
+        long_gaps=[0] * stream.size if scen.slo.tbt_s is not None else [],
     )
 
 
@@ -461,7 +463,7 @@ def _measure(
     """The measured requests of one or more independent units (stream, loop, window each),
     pooled: latencies over all of them; utilisation and decode batch averaged over the units'
     instances; preemptions, requests in system and Little's λ·W summed."""
-    ttft_l, tpot_l, e2e_l = [], [], []
+    ttft_l, tpot_l, e2e_l, gaps_l = [], [], [], []
     util_l: dict[str, list[float]] = {}
     batch_l: list[float] = []
     preemptions, in_system, little, makespan, measured = 0, 0.0, 0.0, 0.0, 0
@@ -476,6 +478,9 @@ def _measure(
         ttft_l.append(ttft_all[win])
         tpot_l.append(tpot_all[win])
         e2e_l.append((finish - stream.arrival_s)[win])
+        if table.long_gaps:  # requests whose long inter-token gaps stay within the TBT SLO
+            long_gaps = np.asarray(table.long_gaps, dtype=float)[win]
+            gaps_l.append(long_gaps <= scen.slo.allowed_long_gaps(steps[win]))
         makespan = max(makespan, float(np.max(finish[np.isfinite(finish)], initial=0.0)))
         t0, t1 = loop.instances[0].window_s
         span = max(t1 - t0, 1e-9)
@@ -495,13 +500,15 @@ def _measure(
         preemptions += table.preemptions
         measured += win.stop - win.start
     ttft, tpot, e2e = (np.concatenate(x) for x in (ttft_l, tpot_l, e2e_l))
-    joint, a_t, a_p = attainment(ttft, tpot, scen.slo)
+    gaps_ok = np.concatenate(gaps_l) if gaps_l else None
+    joint, a_t, a_p = attainment(ttft, tpot, scen.slo, gaps_ok)
     return SimResult(
         rate=rate,
         requests=measured,
         attainment=joint,
         ttft_attainment=a_t,
         tpot_attainment=a_p,
+        tbt_attainment=None if gaps_ok is None else float(gaps_ok.mean()),
         ttft_s={q: _quantile(ttft, q) for q in PERCENTILES},
         tpot_s={q: _quantile(tpot, q) for q in PERCENTILES},
         mean_ttft_s=_mean(ttft),

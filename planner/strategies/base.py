@@ -1,7 +1,8 @@
 """The interface every strategy model implements (docs/model.md §7.1).
 
 A strategy model maps (deployment, scenario, request rate) to per-request latency distributions
-over the scenario's stratified sample of request lengths (`Latencies`), or says which resource
+over the scenario's stratified sample of request lengths (`Latencies`: TTFT and TPOT CDFs, and
+the probability of meeting a per-token gap bound), or says which resource
 has no steady state at that rate (`Unstable`). `strategies.predict` turns them into attainment,
 percentiles and goodput.
 """
@@ -28,6 +29,9 @@ class Latencies:
     network_bytes_s: float
     ttft_driver: str  # what sets TTFT (e.g. "prefill queue, util 0.62")
     tpot_driver: str  # what sets TPOT
+    # per-request P(at most m of its inter-token gaps exceed bound_s), given (bound_s, m per
+    # request): the per-token gap (TBT) SLO of docs/model.md §4.3; None: not modelled (always met)
+    tbt_cdf: Callable[[float, np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ modelled as a queue whose service time is KV bytes / effective bandwidth:
     whose bandwidth is shared with the TP all-reduces of the instances on it.
   mooncake — KV goes over the NICs; the busiest node NIC direction sets the queue.
 TTFT = W_prefill + p_i + W_link + KV_i/bw + latency + t_d/2 (joining the next decode step).
-Decode pool: n_d instances at λ/n_d, decode batch from Little's law, TPOT = t_d(B) (no
-interference). The P:D ratio is integral, so one pool usually has slack: load imbalance.
+Decode pool: n_d instances at λ/n_d, mean decode batch B̄ from Little's law (no interference);
+the batch and its contexts fluctuate as a GI/G/∞ population and a request's TPOT is the step
+time averaged over its own steps (`StepFluctuation`). The P:D ratio is integral, so one pool
+usually has slack: load imbalance.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from planner.deployment import Deployment, interleaved_groups, kv_node_shares
 from planner.queueing import ExpTailWait, mg1_wait, routed_ca2, solve_decode_batch
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
+from planner.strategies.decode_batch import step_fluctuation
 
 
 def intra_node_free_share(pim: InstanceModel, rho_p: float, prefill_per_node: float) -> float:
@@ -126,8 +129,15 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
     def ttft_cdf(t: float) -> np.ndarray:
         return wait.cdf(t - fixed)
 
+    fluct = step_fluctuation(dim, batch, ca2)
+
     def tpot_cdf(t: float) -> np.ndarray:
-        return np.where((n <= 0) | (t >= t_d), 1.0, 0.0)
+        return np.where(n <= 0, 1.0, fluct.tpot_cdf(t))
+
+    def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:
+        # long gaps are steps taken at a batch whose step exceeds the bound; the batch moves
+        # slowly, so a request is taken to meet the bound when the batch it decodes at does
+        return np.where(allowed >= n, 1.0, fluct.step_at_most_cdf(bound_s))
 
     net_bytes = rate * kv_mean if network else 0.0
     bottleneck = "network" if rho_net > rho_p else "prefill queue"
@@ -146,7 +156,12 @@ def _fudg(dep: Deployment, scen: Scenario, rate: float, *, network: bool) -> Lat
             f"{bottleneck}: prefill utilisation {rho_p:.2f}, KV link {link_name} utilisation "
             f"{rho_net:.2f}, transfer {float(xfer.mean()) * 1e3:.0f} ms mean"
         ),
-        tpot_driver=f"decode step {t_d * 1e3:.0f} ms at batch {batch:.0f}",
+        tpot_driver=(
+            f"decode step {t_d * 1e3:.0f} ms at mean batch {batch:.0f} (fluctuating by "
+            f"{np.sqrt(fluct.point_var_s2) * 1e3:.1f} ms; batch variance {fluct.peakedness:.2f}× "
+            "its mean)"
+        ),
+        tbt_cdf=tbt_cdf,
     )
 
 

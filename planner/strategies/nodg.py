@@ -18,10 +18,11 @@ sarathi — chunked prefill under a per-iteration token budget C, decode priorit
   iteration carries only what waits, c = min(C − B, max(E[I], λ·E[I]·t_c)) tokens (a whole
   short prompt, or the tokens arriving per iteration at high rates), and takes t_c; hybrid
   iterations fill a share min(1, λ·E[I]·t_c/c) of the time, and the mean iteration time is the
-  harmonic mix of t_c and t_d. A request's TPOT rises by (t_c − t_d)/n_i for each hybrid
-  iteration it shares, counted from the compound prefill work arriving during its life and its
-  own wait and prefill (with decode priority, prompts queued behind it are chunked into its
-  decode iterations).
+  harmonic mix of t_c and t_d. A request's TPOT follows from the compound prompt tokens
+  arriving during its life and its own wait and prefill (with decode priority, prompts queued
+  behind it are chunked into its decode iterations), spread over its n iterations on the
+  piecewise-linear map of an iteration's time through t_d, t_c and t_full
+  (`HybridIterations`): it reaches 1 only at t_full, the longest iteration.
 
 Paged KV (every strategy, `base.predict`): by PASTA, the share of time the KV cache is full is
 the share of requests that wait for memory or are preempted; they count as missing the SLO.
@@ -29,18 +30,22 @@ the share of requests that wait for memory or are preempted; they count as missi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from planner.deployment import Deployment
 from planner.queueing import (
     compound_cdf,
     compound_moments,
+    count_cdf,
     mg1_wait,
     routed_ca2,
     solve_decode_batch,
 )
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
+from planner.strategies.decode_batch import step_fluctuation
 
 
 def kv_check(im: InstanceModel, batch: float) -> Unstable | None:
@@ -81,14 +86,30 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
     fixed = im.prefill_s + extra_s
     n = im.steps
     life = n * t_d * slowdown
-    x_mean, x_var = compound_moments(rate_i, life, s_mean, s_m2, ca2)
+    # the work arriving during its life stretches the life it arrives in: the life is a
+    # first passage n·t_d + X(life), whose variance carries 1/(1 − ρ)³ (§6.3), so the variance
+    # is counted over life·slowdown² while the mean is over life
+    x_mean, _ = compound_moments(rate_i, life, s_mean, s_m2, ca2)
+    _, x_var = compound_moments(rate_i, life * slowdown**2, s_mean, s_m2, ca2)
 
     def ttft_cdf(t: float) -> np.ndarray:
         return wait.cdf((t - residual) * (1.0 - rho) - fixed)
 
+    # the step itself fluctuates with the batch and its contexts (§6.8): its spread over the
+    # request's n steps joins the interruption work's in one Gamma above t_d
+    x_var = x_var + n**2 * step_fluctuation(im, batch, ca2).averaged_var_s2
+
     def tpot_cdf(t: float) -> np.ndarray:
         ok = compound_cdf((t - t_d) * n, x_mean, x_var)
         return np.where(n > 0, ok, 1.0)
+
+    def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:
+        # a prefill run (busy period) starts λ_i(1 − ρ) times a second; over the request's life
+        # n·t_d/(1 − ρ) that is λ_i·n·t_d runs, a share of which stall its decodes too long
+        if t_d > bound_s:
+            return np.where(allowed >= n, 1.0, 0.0)
+        share = long_stall_share(im.service_s, rho, t_d, bound_s)
+        return count_cdf(allowed, rate_i * share * n * t_d, ca2)
 
     return Latencies(
         ttft_cdf=ttft_cdf,
@@ -103,7 +124,18 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
             f"decode step {t_d * 1e3:.0f} ms at batch {batch:.0f}, stretched by prefill "
             f"interruptions (prefill utilisation {rho:.2f})"
         ),
+        tbt_cdf=tbt_cdf,
     )
+
+
+def long_stall_share(service_s: np.ndarray, rho: float, step_s: float, bound_s: float) -> float:
+    """Share of prefill runs that make a decode gap longer than `bound_s` (docs/model.md §7.2):
+    a run started by a prompt of queue service s (its prefill occupancy, latency/pp) lasts on
+    average s/(1 − ρ) (the M/G/1 busy period it starts, ρ the prefill utilisation), and the
+    decodes it stalls see a gap of that plus their step t_d; the share of sampled prompts with
+    s/(1 − ρ) + t_d > bound."""
+    run_s = np.asarray(service_s, dtype=float) / max(1.0 - rho, 1e-12)
+    return float(np.mean(run_s + step_s > bound_s))
 
 
 def vllm(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
@@ -156,6 +188,51 @@ def _hybrid_iterations(
     return batch, room, t_full, chunk, step_s(chunk)
 
 
+@dataclass(frozen=True)
+class HybridIterations:
+    """The iterations a Sarathi request decodes in (docs/model.md §7.3): decode-only (t_d),
+    typical hybrid (c prompt tokens, t_c) and full hybrid (the budget's room C − B, t_full).
+    Between them an iteration's time is taken linear in its prompt tokens: the piecewise-linear
+    map through (0, t_d), (c, t_c), (C − B, t_full)."""
+
+    t_decode_s: float
+    t_typical_s: float
+    t_full_s: float
+    typical_tokens: float
+    full_tokens: float
+
+    def tokens_within(self, t: float, steps: np.ndarray) -> np.ndarray:
+        """The most prompt tokens Y* that n decode iterations can carry with the request's TPOT
+        still ≤ t. With Y tokens chunked into its n iterations, TPOT(Y) = t_d + Y·(t_c − t_d)/(c·n)
+        while Y ≤ n·c (Y/c typical iterations), then every iteration carries Y/n tokens and
+        TPOT = t_c + (Y/n − c)·(t_full − t_c)/(C − B − c) up to n·(C − B), and t_full beyond
+        (the rest waits for later iterations). Inverting: Y* = (t − t_d)·n·c/(t_c − t_d) below t_c,
+        n·(c + (t − t_c)·(C − B − c)/(t_full − t_c)) up to t_full, inf from t_full on (every
+        iteration takes at most t_full) and −1 below t_d."""
+        n = np.asarray(steps, dtype=float)
+        t_d, t_c, t_f = self.t_decode_s, self.t_typical_s, self.t_full_s
+        c, room = self.typical_tokens, self.full_tokens
+        if t < t_d:
+            return np.full(n.shape, -1.0)
+        if t >= t_f:
+            return np.full(n.shape, np.inf)
+        if t < t_c:
+            return (t - t_d) * n * c / max(t_c - t_d, 1e-12)
+        return n * (c + (t - t_c) * max(room - c, 0.0) / max(t_f - t_c, 1e-12))
+
+    def long_iterations(self, prompt_tokens: np.ndarray, bound_s: float) -> np.ndarray:
+        """Iterations longer than `bound_s` that a prompt of I tokens causes: chunked alone, it
+        fills ⌊I/(C − B)⌋ full iterations and one of the remaining I mod (C − B) tokens, and an
+        iteration is long when its chunk exceeds c_b, the chunk whose time is the bound
+        (`tokens_within` for one step)."""
+        c_b = float(self.tokens_within(bound_s, np.ones(1))[0])
+        room = max(self.full_tokens, 1.0)
+        i = np.asarray(prompt_tokens, dtype=float)
+        full = np.floor(i / room)
+        rest = i - full * room
+        return full * float(room > c_b) + (rest > c_b)
+
+
 def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
     """NoDG with Sarathi-style chunked prefill under a token budget of `chunk_tokens`."""
     im = scen.instance(dep.tp, dep.pp)
@@ -194,26 +271,49 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
     t_ci, t_di, mu_i, rho_i = float(t_c[i]), float(t_d[i]), float(mu[i]), float(rho[i])
     service = prompt / mu_i  # a prompt's chunked prefill when the queue is busy
     wait = mg1_wait(rate_i, float(service.mean()), float((service**2).mean()), ca2)
-    active = prompt * t_ci / max(float(chunk[i]), 1.0)  # hybrid seconds a prompt adds
+    iters = HybridIterations(
+        t_decode_s=t_di,
+        t_typical_s=t_ci,
+        t_full_s=float(t_full[i]),
+        typical_tokens=float(chunk[i]),
+        full_tokens=float(room[i]),
+    )
     n = im.steps
     life = n * float(tpot_mean[i])
     # decodes have priority, so a request decodes as soon as its own prefill ends, while the
     # prompts that arrived during its wait and prefill are still queued (FIFO): they are chunked
     # into its decode iterations too, so the horizon of interfering work includes its sojourn
     horizon = life + wait.mean_s + service
-    x_mean, x_var = compound_moments(
-        rate_i, horizon, float(active.mean()), float((active**2).mean()), ca2
-    )
-    gain = t_ci / max(t_ci - t_di, 1e-12)  # prefill-active seconds per second of TPOT excess·n
+    mean_in, m2_in = float(prompt.mean()), float((prompt**2).mean())
+    y_mean, _ = compound_moments(rate_i, horizon, mean_in, m2_in, ca2)
+    # as for vLLM (first passage, §6.3): the hybrid iterations stretch the life they are
+    # counted over, by TPOT/t_d on average, which multiplies the life's share of the variance
+    # by that stretch squared
+    stretch = float(tpot_mean[i]) / t_di
+    _, y_var = compound_moments(rate_i, horizon + life * (stretch**2 - 1.0), mean_in, m2_in, ca2)
+    # the step's own fluctuation (§6.8) in prompt-token equivalents: below t_c, Y tokens raise
+    # a request's TPOT by Y·(t_c − t_d)/(c·n), so a TPOT deviation δ weighs n·δ·c/(t_c − t_d)
+    if t_ci - t_di > 1e-6:
+        per_token = float(chunk[i]) / (t_ci - t_di)
+        y_var = y_var + (n * per_token) ** 2 * step_fluctuation(im, batch, ca2).averaged_var_s2
 
     def ttft_cdf(t: float) -> np.ndarray:
         return wait.cdf(t - service - t_ci)
 
     def tpot_cdf(t: float) -> np.ndarray:
-        if t >= t_ci:
-            return np.ones_like(n)
-        ok_ = compound_cdf((t - t_di) * n * gain, x_mean, x_var)
+        ok_ = compound_cdf(iters.tokens_within(t, n), y_mean, y_var)
         return np.where(n > 0, ok_, 1.0)
+
+    def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:
+        # long gaps: the iterations whose prompt chunk makes them longer than the bound, counted
+        # per arriving prompt (`HybridIterations.long_iterations`) over the same horizon
+        if t_di > bound_s:
+            return np.where(allowed >= n, 1.0, 0.0)
+        h = iters.long_iterations(prompt, bound_s)
+        k_mean, k_var = compound_moments(
+            rate_i, horizon, float(h.mean()), float((h**2).mean()), ca2
+        )
+        return compound_cdf(allowed + 0.5, k_mean, k_var)
 
     return Latencies(
         ttft_cdf=ttft_cdf,
@@ -229,4 +329,5 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
             f"hybrid iterations of {t_ci * 1e3:.0f} ms (decode-only {t_di * 1e3:.0f} ms) at batch "
             f"{batch:.0f}"
         ),
+        tbt_cdf=tbt_cdf,
     )

@@ -25,17 +25,22 @@ per admitted prefill, and the pending queue is a G/G/N queue with that service (
 it saturates exactly when the fluid TPOT t_d/(1 − f_p) reaches S_TPOT). Check 3 bounds the batch
 by KV memory.
 
-TTFT: admission caps it at the window P (plus the residual decode step when an instance
-switches); below that, a request waits in an M/G/1 at ρ_w that starts empty each window:
-TTFT_i = min((W_q + p_i)/(1 − ρ_w) + r, P) when ρ_w < 1, and min(U[P(1 − 1/ρ_w), P] + r, P)
-when the active instance is overloaded during its window. Slack-paced, TTFT_i = W_pend + p_i + r.
+TTFT = W_pend + A_i + R. Admission bounds the admitted part A_i by the window's work P: a
+request waits in an M/G/1 at ρ_w that starts empty each window, A_i = min((W_q + p_i)/(1 − ρ_w),
+P) when ρ_w < 1, and U[P(1 − 1/ρ_w), P] when the active instance is overloaded during its window;
+R, uniform on [0, t_d], is the decode step in progress when the instance turns to prefill; and
+W_pend is the wait of a request that check 2 refuses everywhere: the slack-paced queue's wait,
+after a head start of one window's earning time outside the paced regime. Slack-paced,
+TTFT_i = W_pend + p_i + R.
 TPOT: an instance is active for D = T/N of each rotation and prefills what it admits then.
 A request starts decoding at a uniform point u of its own instance's activation and, over its
 decode span L = n·t_d/(1 − f_p), overlaps O(u) seconds of activations: the rest of its own
 (which brings the prompts admitted after it) and one D every T after that. Windows close on
-admitted work, not time, so the count of prompts in an overlap is its mean, λ_m·O, and only
-their sizes vary (jobs φ·s); the interruption work given O is moment-matched like vLLM's
-(docs/model.md §6.3) and averaged over u. The mean slowdown is 1/(1 − f_p), and the decode batch
+admitted work, not time, so the count of prompts in an overlap has mean λ_m·O and a spread
+that comes from the arrivals (variance c_a²/N × its mean: the instance takes about 1/N of the
+macro instance's arrivals over the request's life; jobs φ·s); the interruption work given O is
+moment-matched like vLLM's (docs/model.md §6.3), the decode step's own fluctuation (§6.8) added
+to its variance, and averaged over u. The mean slowdown is 1/(1 − f_p), and the decode batch
 follows from Little's law.
 With N = 1 the model is exactly NoDG (vLLM): the single instance is always active.
 """
@@ -46,8 +51,12 @@ import numpy as np
 
 from planner.deployment import Deployment
 from planner.queueing import (
+    ExpTailWait,
     compound_cdf,
     compound_moments,
+    count_cdf,
+    delay_nodes,
+    head_start_wait,
     mg1_wait,
     mgc_wait,
     routed_ca2,
@@ -55,7 +64,8 @@ from planner.queueing import (
 )
 from planner.scenario import Scenario
 from planner.strategies.base import Latencies, Unstable
-from planner.strategies.nodg import kv_check, vllm_instance
+from planner.strategies.decode_batch import step_fluctuation
+from planner.strategies.nodg import kv_check, long_stall_share, vllm_instance
 
 
 def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
@@ -112,50 +122,81 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     assert batch is not None
     if (bad := kv_check(im, batch)) is not None:
         return bad
-    residual = t_d / 2.0
     fixed = im.prefill_s + extra_s
-    pending = None
-    if paced:  # slack-paced: requests pend until an instance has earned a prefill back
-        if slo.tpot_s <= t_d:
-            return Unstable("TPOT slack", f"decode step {t_d * 1e3:.0f} ms ≥ the TPOT SLO")
-        earn = slo.tpot_s / (slo.tpot_s - t_d)
-        pace = phi * earn
-        pending = mgc_wait(rate_m, n_inst, s_mean * pace, im.service_m2_s2 * pace**2, ca2)
-        if not np.isfinite(pending.mean_s):
-            return Unstable(
-                "TPOT slack",
-                f"decoding requests' saved TPOT ({slack * 1e3:.0f} ms) no longer covers one "
-                f"prefill ({s_mean * 1e3:.0f} ms) and decodes earn it back slower than prompts "
-                f"arrive: pending requests grow",
-                {"prefill": f_p},
-            )
+    if paced and slo.tpot_s <= t_d:
+        return Unstable("TPOT slack", f"decode step {t_d * 1e3:.0f} ms ≥ the TPOT SLO")
+    # check 2 refuses when no instance has saved enough: requests then pend until one has earned
+    # a prefill back, each prompt holding an instance φ·s·S_TPOT/(S_TPOT − t_d): a G/G/N queue
+    earn = slo.tpot_s / max(slo.tpot_s - t_d, 1e-12)
+    pace = phi * earn
+    paced_wait = mgc_wait(rate_m, n_inst, s_mean * pace, im.service_m2_s2 * pace**2, ca2)
+    if paced and not np.isfinite(paced_wait.mean_s):
+        return Unstable(
+            "TPOT slack",
+            f"decoding requests' saved TPOT ({slack * 1e3:.0f} ms) no longer covers one "
+            f"prefill ({s_mean * 1e3:.0f} ms) and decodes earn it back slower than prompts "
+            f"arrive: pending requests grow",
+            {"prefill": f_p},
+        )
+    # outside the slack-paced regime the slack saved at a switch pays for a window of prefill,
+    # which would take window·S_TPOT/(S_TPOT − t_d) of decoding to earn: a head start on the wait
+    # (when even that queue has no steady state outside the paced regime, the banked slack is
+    # what keeps admission going, and no pending is modelled)
+    if paced:
+        pending = paced_wait
+    elif np.isfinite(paced_wait.mean_s):
+        pending = head_start_wait(paced_wait, window * earn)
+    else:
+        pending = ExpTailWait(0.0, 0.0)
+    delays, weights = delay_nodes(pending, t_d)
     wait = mg1_wait(rate_m, s_mean * phi, im.service_m2_s2 * phi**2, ca2) if rho_w < 1.0 else None
 
-    def ttft_cdf(t: float) -> np.ndarray:
-        if pending is not None:
-            return pending.cdf(t - residual - fixed)
-        # admission check 1 bounds a window's prefill work, so TTFT ≤ window for any request
-        # whose own prefill fits in one
-        if t >= window:
-            return np.where(fixed <= t, 1.0, 0.0)
-        u = t - residual
+    def admitted_cdf(u: np.ndarray) -> np.ndarray:
+        """P(an admitted request's first decode is ≤ u after admission), u of shape (k, 1):
+        its window's queue, capped by the window's work (admission check 1) unless its own
+        prefill is longer."""
+        if paced:
+            return np.where(fixed <= u, 1.0, 0.0)
         if wait is not None:
             inner = wait.cdf(u * (1.0 - rho_w) - fixed)
         else:
             lo = window * (1.0 - 1.0 / rho_w)
-            inner = np.full(fixed.shape, np.clip((u - lo) / max(window - lo, 1e-12), 0.0, 1.0))
-        return np.where(fixed <= u, inner, 0.0)
+            inner = np.clip((u - lo) / max(window - lo, 1e-12), 0.0, 1.0) + 0.0 * fixed
+        capped = np.where(u >= window, 1.0, inner)
+        return np.where(fixed <= u, capped, 0.0)
+
+    def ttft_cdf(t: float) -> np.ndarray:
+        # TTFT = pending wait + the admitted part + the residual of the decode step in progress
+        # when the request's instance turns to prefill (uniform on [0, t_d]), by quadrature
+        u = (t - delays)[:, None]
+        return np.asarray(weights @ admitted_cdf(u), dtype=float)
 
     life = n * t_d * slowdown
     active = _active_overlap_s(life, period / n_inst, period, window / s_mean)
     work_mean, work_var = compound_moments(
-        rate_m, active, s_mean * phi, im.service_m2_s2 * phi**2, 0.0
+        rate_m, active, s_mean * phi, im.service_m2_s2 * phi**2, ca2 / n_inst
     )
+    # the step's own fluctuation with the batch and its contexts (§6.8), over the n steps
+    work_var = work_var + (n**2 * step_fluctuation(im, batch, ca2).averaged_var_s2)[:, None]
 
     def tpot_cdf(t: float) -> np.ndarray:
         room = (t - t_d) * n
         ok = compound_cdf(room[:, None], work_mean, work_var).mean(axis=1)
         return np.where(n > 0, ok, 1.0)
+
+    def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:
+        # prefill runs stall decodes only while the instance is active: an overloaded window
+        # (ρ_w ≥ 1) is one run of its whole work, else runs start λ_m(1 − ρ_w) times per
+        # active second, each long with the vLLM share (§7.2)
+        if t_d > bound_s:
+            return np.where(allowed >= n, 1.0, 0.0)
+        if rho_w >= 1.0:
+            per_active_s = float(phi * window + t_d > bound_s) * n_inst / max(period, 1e-12)
+        else:
+            share = long_stall_share(im.service_s, rho_w, t_d, bound_s)
+            per_active_s = rate_m * (1.0 - rho_w) * share
+        ok = count_cdf(allowed[:, None], active * per_active_s, ca2)
+        return np.asarray(ok.mean(axis=1), dtype=float)
 
     return Latencies(
         ttft_cdf=ttft_cdf,
@@ -171,7 +212,7 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         ttft_driver=(
             f"pending until an instance earns a prefill back (wait {pending.mean_s:.2f} s mean; "
             f"saved TPOT {slack * 1e3:.0f} ms < prefill {s_mean * 1e3:.0f} ms)"
-            if pending is not None
+            if paced
             else f"prefill window {window:.2f} s (active-instance load {rho_w:.2f}, "
             f"rotation {period:.1f} s)"
         ),
@@ -179,6 +220,7 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
             f"decode step {t_d * 1e3:.0f} ms at batch {batch:.0f}; prefill windows of "
             f"{window:.2f} s every {period:.1f} s (prefill share {f_p:.2f})"
         ),
+        tbt_cdf=tbt_cdf,
     )
 
 

@@ -28,6 +28,7 @@ class Prediction:
     attainment: float
     ttft_attainment: float
     tpot_attainment: float
+    tbt_attainment: float | None  # per-token gap bound (None: the SLO sets none)
     ttft_s: Mapping[int, float]  # percentile → seconds (computed when read)
     tpot_s: Mapping[int, float]
     decode_batch: float
@@ -93,6 +94,18 @@ class LazyQuantiles(Mapping[int, float]):
         return len(self._qs)
 
 
+def joint_attainment(marginals: list[np.ndarray]) -> float:
+    """Share of requests meeting every bound, from each request's per-bound probabilities
+    (docs/model.md §4.3, §7.1): the mean over requests of their product. Every latency is
+    driven up by the same congestion (more work queued or arriving), so the events "meets
+    bound k" are decreasing in it and positively associated: by Harris–FKG the product is a
+    lower bound on the joint probability (exact when they are independent, as TTFT and TPOT
+    are under Poisson arrivals, which depend on arrivals before and after the first token),
+    and the smallest marginal an upper bound; the product never exceeds the smallest marginal."""
+    joint = np.prod(np.vstack(marginals), axis=0)
+    return float(joint.mean())
+
+
 def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = True) -> Prediction:
     """Latency distributions, SLO attainment and state of `dep` at `rate` requests/s."""
     problem = deployment_problem(dep, scen)
@@ -105,12 +118,22 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
     slo = scen.slo
     f_ttft = res.ttft_cdf(slo.ttft_s)
     f_tpot = res.tpot_cdf(slo.tpot_s)
+    marginals = [f_ttft, f_tpot]
+    a_tbt: float | None = 1.0 if slo.tbt_s is not None else None
     a_ttft, a_tpot = float(f_ttft.mean()), float(f_tpot.mean())
-    attain = float((f_ttft * f_tpot).mean()) if slo.joint else min(a_ttft, a_tpot)
     if a_ttft <= a_tpot:
         binding, detail = "TTFT", res.ttft_driver
     else:
         binding, detail = "TPOT", res.tpot_driver
+    if slo.tbt_s is not None and res.tbt_cdf is not None:
+        im = scen.instance(dep.dtp, dep.dpp)
+        f_tbt = res.tbt_cdf(slo.tbt_s, slo.allowed_long_gaps(im.steps))
+        marginals.append(f_tbt)
+        a_tbt = float(f_tbt.mean())
+        if a_tbt < min(a_ttft, a_tpot):
+            binding = "TBT"
+            detail = f"per-token gaps over {slo.tbt_s * 1e3:g} ms; {res.tpot_driver}"
+    attain = joint_attainment(marginals) if slo.joint else min(float(f.mean()) for f in marginals)
     # paged KV: by PASTA a share p_full of requests finds the cache full; they wait for memory
     # or are preempted and recomputed, and count as missing the SLO
     p_full = 0.0
@@ -135,6 +158,7 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
         attainment=attain,
         ttft_attainment=a_ttft,
         tpot_attainment=a_tpot,
+        tbt_attainment=a_tbt,
         ttft_s=ttft_p,
         tpot_s=tpot_p,
         decode_batch=res.decode_batch,
@@ -152,6 +176,7 @@ def _failed(rate: float, binding: str, detail: str, util: dict[str, float]) -> P
         attainment=0.0,
         ttft_attainment=0.0,
         tpot_attainment=0.0,
+        tbt_attainment=None,
         ttft_s={q: math.inf for q in PERCENTILES},
         tpot_s={q: math.inf for q in PERCENTILES},
         decode_batch=0.0,
