@@ -1,4 +1,4 @@
-"""Issue 18's speed targets as ratios to the stack's import floor: `python benchmarks/bench_ratios.py`.
+"""Issue 18's speed targets as ratios to the import floor: `python benchmarks/bench_ratios.py`.
 
 One run measures, as subprocesses (process start included):
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from scipy import special
 
 from planner.queueing import (
-    allen_cunneen_wait_s,
     WILSON_HILFERTY_MIN_SHAPE,
+    allen_cunneen_wait_s,
     compound_cdf,
     erlang_c,
     md1_mean_ttft_s,
