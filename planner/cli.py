@@ -30,6 +30,7 @@ from planner.perf.calibrate import calibrate_file, profile_yaml
 from planner.report import charts, json_doc, terminal, write_plan_files
 from planner.report.launch import check_strategy, launch_files, launch_from_file, launch_input
 from planner.scenario import Scenario
+from planner.simulate.goodput import default_jobs
 
 
 class _OneLineErrors(TyperGroup):
@@ -116,6 +117,15 @@ class OutputFormat(StrEnum):
 FormatOption = Annotated[
     OutputFormat,
     typer.Option("--format", help="output: a table, or versioned JSON (docs/json.md)"),
+]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        max=1024,
+        help="worker processes for the simulations (same results for any); default: CPU count",
+    ),
 ]
 ConfigArgument = Annotated[
     Path | None,
@@ -340,6 +350,7 @@ def plan_cmd(
         str | None,
         typer.Option("--launch-strategy", help="with --launch: this strategy's best instead"),
     ] = None,
+    jobs: JobsOption = None,
 ) -> None:
     """Search every strategy's deployments, print the best per strategy and write the report.
 
@@ -366,6 +377,7 @@ def plan_cmd(
                 confirm_top=confirm_top if confirm else None,
                 sections=with_sensitivity,
                 progress=progress,
+                jobs=jobs or default_jobs(),
             )
         files = write_plan_files(outcome, out)
         shown = terminal.plan(outcome, str(out))
@@ -398,6 +410,7 @@ def simulate_cmd(
     seeds: Annotated[int, typer.Option("--seeds", min=1, max=64, help="seeds for goodput")] = 3,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**31, help="first seed")] = 0,
     fmt: FormatOption = OutputFormat.table,
+    jobs: JobsOption = None,
 ) -> None:
     """Check deployments with the discrete-event simulator.
 
@@ -423,7 +436,13 @@ def simulate_cmd(
                 progress("simulating", done[0], total)
 
             rep = simulate_deployments(
-                scen, deps, rates, seeds=seed_list, requests=requests, progress=tick
+                scen,
+                deps,
+                rates,
+                seeds=seed_list,
+                requests=requests,
+                progress=tick,
+                jobs=jobs or default_jobs(),
             )
     except PlannerError as exc:
         raise fail(exc) from None

@@ -60,10 +60,12 @@ def run_plan(
     confirm_top: int | None = None,
     sections: bool = True,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> PlanOutcome:
     """Search the deployments; with `confirm_top`, re-measure that many top candidates per
     strategy by simulation; with `sections`, add the sensitivity, KV-policy and ramp-scaling
-    tables (each re-solves goodput of the best deployment per strategy)."""
+    tables (each re-solves goodput of the best deployment per strategy). The simulations of
+    `confirm_top` run in `jobs` processes (same results for any `jobs`)."""
     res = _search(plan_file, scen, progress)
     confirmed = None
     if confirm_top is not None:
@@ -75,7 +77,7 @@ def run_plan(
             if progress is not None:
                 progress("confirm", done[0], total)
 
-        confirmed = confirm(res, confirm_top, progress=step)
+        confirmed = confirm(res, confirm_top, progress=step, jobs=jobs)
     if not sections:
         return PlanOutcome(res, confirmed)
     if progress is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,23 @@ def test_plan_confirm_adds_simulation_section(tmp_path: Path) -> None:
     text = out.read_text()
     assert "## Simulation check" in text
     assert "simulated/GPU (95% CI)" in text
+
+
+def test_simulate_jobs_give_byte_identical_json(tmp_path: Path) -> None:
+    """docs/model.md §10.6: the seeds' goodput searches and the runs at given rates are spread
+    over --jobs processes with the same results (seeded, assembled in submission order)."""
+    plan = tmp_path / "p.yaml"
+    plan.write_text(
+        "cluster: {gpu: l20, nodes: 1, gpus_per_node: 4, network: {bandwidth_gbit: 10}}\n"
+        "model: llama-3.1-8b\nworkload: {preset: alpaca}\n"
+        "deployments: [{strategy: vllm, tp: 1, instances: 4}, "
+        "{strategy: distserve, tp: 1, instances: 2, decode_instances: 2}]\n"
+    )
+    outs = {}
+    for jobs in ("1", "2"):
+        args = ["simulate", str(plan), "--requests", "200", "--seeds", "2", "--format", "json"]
+        res = runner.invoke(app, [*args, "--jobs", jobs])
+        assert res.exit_code == 0, res.output
+        outs[jobs] = res.output
+    assert outs["1"] == outs["2"]
+    assert len(json.loads(outs["1"])["goodput"]) == 2
