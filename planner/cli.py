@@ -10,27 +10,23 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, RenderableType
 from rich.progress import Progress, TaskID
 from typer.core import TyperGroup
 
-from planner import catalog, pipeline
-from planner.compare import compare
-from planner.config import PlanFile, load_plan, plan_json_schema
-from planner.crosscheck.evaluate import simulate_deployments
+from planner import catalog
+from planner.config import PlanFile, load_plan
 from planner.engine import load_engine
 from planner.errors import PlannerError
-from planner.estimate import estimate_grid
-from planner.evaluate import default_deployments, evaluate
 from planner.outputs import check_output_dir, check_output_path, write_atomic, write_tree
-from planner.perf.calibrate import calibrate_file, profile_yaml
-from planner.report import charts, json_doc, terminal, write_plan_files
-from planner.report.launch import check_strategy, launch_files, launch_from_file, launch_input
+from planner.report import json_doc, terminal
 from planner.scenario import Scenario
-from planner.simulate.goodput import default_jobs
+
+if TYPE_CHECKING:
+    from planner import pipeline
 
 
 class _OneLineErrors(TyperGroup):
@@ -219,6 +215,8 @@ def estimate(
 
     Example: ecoplan estimate --gpu l20 --model codellama-34b --tp 2,4 --input 2048 --batch 32
     """
+    from planner.estimate import estimate_grid
+
     try:
         grid = estimate_grid(
             catalog.model_ref(model),
@@ -312,6 +310,8 @@ def evaluate_cmd(config: ConfigArgument = None, fmt: FormatOption = OutputFormat
 
     Example: ecoplan evaluate examples/ecoserve-codellama-34b-sharegpt.yaml
     """
+    from planner.evaluate import default_deployments, evaluate
+
     try:
         plan, scen = _scenario(config)
         deps = [d.build() for d in plan.deployments] or default_deployments(scen)
@@ -362,9 +362,15 @@ def plan_cmd(
 
     Example: ecoplan plan examples/ecoserve-llama-30b-sharegpt.yaml --out report.md
     """
+    from planner import pipeline
+    from planner.report import write_plan_files
+
     try:
         check_output_path(out, "--out")
-        check_strategy(launch_strategy, "--launch-strategy")
+        if launch is not None or launch_strategy is not None:
+            from planner.report.launch import check_strategy, launch_files, launch_input
+
+            check_strategy(launch_strategy, "--launch-strategy")
         if launch is not None:
             check_output_dir(launch, "--launch")
         elif launch_strategy is not None:
@@ -377,7 +383,7 @@ def plan_cmd(
                 confirm_top=confirm_top if confirm else None,
                 sections=with_sensitivity,
                 progress=progress,
-                jobs=jobs or default_jobs(),
+                jobs=jobs,
             )
         files = write_plan_files(outcome, out)
         shown = terminal.plan(outcome, str(out))
@@ -420,6 +426,9 @@ def simulate_cmd(
 
     Example: ecoplan simulate examples/ecoserve-codellama-34b-sharegpt.yaml --rate 20
     """
+    from planner.crosscheck.evaluate import simulate_deployments
+    from planner.evaluate import default_deployments
+
     try:
         plan, scen = _scenario(config)
         deps = [d.build() for d in plan.deployments] or default_deployments(scen)
@@ -442,7 +451,7 @@ def simulate_cmd(
                 seeds=seed_list,
                 requests=requests,
                 progress=tick,
-                jobs=jobs or default_jobs(),
+                jobs=jobs,
             )
     except PlannerError as exc:
         raise fail(exc) from None
@@ -459,6 +468,8 @@ def scale_cmd(config: ConfigArgument = None, fmt: FormatOption = OutputFormat.ta
 
     Example: ecoplan scale examples/ecoserve-codellama-34b-sharegpt.yaml
     """
+    from planner import pipeline
+
     try:
         plan_file, scen = _scenario(config)
         with _progress() as progress:
@@ -483,6 +494,8 @@ def schema(
 
     Example: ecoplan schema --out plan.schema.json
     """
+    from planner.config import plan_json_schema
+
     text = json.dumps(plan_json_schema(), indent=2) + "\n"
     if out is None:
         typer.echo(text, nl=False)
@@ -528,6 +541,8 @@ def calibrate_cmd(
 
     Example: ecoplan calibrate tests/data/calibration/a100.csv --gpu a100-80g-sxm --out a100.yaml
     """
+    from planner.perf.calibrate import calibrate_file, profile_yaml
+
     try:
         check_output_path(out, "--out")
         cal = calibrate_file(measurements, catalog.gpu_ref(gpu), load_engine(engine), name)
@@ -582,6 +597,9 @@ def compare_cmd(
 
     Example: ecoplan compare examples/small-model-llama-3.1-8b-alpaca.yaml --gpus l20,l40s
     """
+    from planner.compare import compare
+    from planner.report import charts
+
     try:
         if chart is not None:
             check_output_path(chart, "--chart")
@@ -644,6 +662,8 @@ def launch_cmd(
 
     Example: ecoplan plan --no-sensitivity --format json > p.json && ecoplan launch p.json
     """
+    from planner.report.launch import check_strategy, launch_from_file
+
     try:
         check_strategy(strategy)
         check_output_dir(out, "--out")

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from planner import search
 from planner.config import PlanFile, RampSpec
-from planner.crosscheck.confirm import Confirmation, confirm, to_confirm
 from planner.scaling import ScalePlan, scale
 from planner.scenario import Scenario
 from planner.search import PlanResult
 from planner.sensitivity import SensitivityTable, kv_policy_tables, sensitivity
-from planner.simulate.goodput import DEFAULT_SEEDS
+
+if TYPE_CHECKING:
+    # the simulator is imported only when `confirm_top` asks for it
+    from planner.crosscheck.confirm import Confirmation
 
 # progress(task, completed, total): `task` names the stage ("search", "confirm", "sections");
 # total is None while unknown
@@ -60,7 +63,7 @@ def run_plan(
     confirm_top: int | None = None,
     sections: bool = True,
     progress: Progress | None = None,
-    jobs: int = 1,
+    jobs: int | None = 1,
 ) -> PlanOutcome:
     """Search the deployments; with `confirm_top`, re-measure that many top candidates per
     strategy by simulation; with `sections`, add the sensitivity, KV-policy and ramp-scaling
@@ -69,6 +72,9 @@ def run_plan(
     res = _search(plan_file, scen, progress)
     confirmed = None
     if confirm_top is not None:
+        from planner.crosscheck.confirm import confirm, to_confirm
+        from planner.simulate.goodput import DEFAULT_SEEDS
+
         total = len(to_confirm(res, confirm_top)) * len(DEFAULT_SEEDS)
         done = [0]
 

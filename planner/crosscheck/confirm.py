@@ -32,7 +32,7 @@ def confirm(
     top: int = 1,
     seeds: Sequence[int] = DEFAULT_SEEDS,
     progress: Callable[[], None] | None = None,
-    jobs: int = 1,
+    jobs: int | None = 1,
 ) -> list[Confirmation]:
     """Simulated goodput (over `seeds`) of each strategy's top candidates, starting the search
     at the analytical goodput, in `jobs` processes (same results for any `jobs`)."""

@@ -45,7 +45,7 @@ def simulate_deployments(
     seeds: Sequence[int],
     requests: int | None = None,
     progress: Callable[[], None] | None = None,
-    jobs: int = 1,
+    jobs: int | None = 1,
 ) -> SimReport:
     """With rates: one simulation (first seed) per deployment and rate. Without: simulated
     goodput over the seeds, searched from the analytical goodput, and a run at it. The

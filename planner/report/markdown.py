@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from planner.crosscheck.confirm import Confirmation
 from planner.deployment import FAMILY
-from planner.hardware import Cluster
-from planner.pipeline import PlanOutcome, ScaleOutcome
-from planner.scaling import ScaleStep
-from planner.search import Ranked
-from planner.sensitivity import SensitivityTable
+
+if TYPE_CHECKING:
+    from planner.crosscheck.confirm import Confirmation
+    from planner.hardware import Cluster
+    from planner.pipeline import PlanOutcome, ScaleOutcome
+    from planner.scaling import ScaleStep
+    from planner.search import Ranked
+    from planner.sensitivity import SensitivityTable
 
 
 def _ms(x: float) -> str:

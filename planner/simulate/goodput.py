@@ -141,7 +141,8 @@ class _Runner:
     """Runs module-level task functions inline (jobs = 1) or in a process pool whose workers hold
     the scenario; `submit` returns a Future either way."""
 
-    def __init__(self, scen: Scenario, jobs: int) -> None:
+    def __init__(self, scen: Scenario, jobs: int | None) -> None:
+        jobs = default_jobs() if jobs is None else jobs
         if jobs < 1:
             raise ValueError("jobs must be ≥ 1")
         self.scen = scen
@@ -176,12 +177,13 @@ def sim_goodputs(
     scen: Scenario,
     tasks: Sequence[GoodputTask],
     *,
-    jobs: int = 1,
+    jobs: int | None = 1,
     progress: Callable[[], None] | None = None,
 ) -> list[SimGoodput]:
     """Simulated goodput of each task's deployment over its seeds, the seeds' searches (and then
     each deployment's run at its mean goodput) spread over `jobs` processes; `progress()` is
-    called as each seed's search ends. Identical results for any `jobs`."""
+    called as each seed's search ends; jobs None: `default_jobs()`. Identical results for any
+    `jobs`."""
     n_of = [t.requests or default_requests(t.deployment) for t in tasks]
     ok = [deployment_problem(t.deployment, scen) is None for t in tasks]
     rates: list[list[float | None]] = [[None] * len(t.seeds) for t in tasks]
@@ -225,7 +227,7 @@ def simulate_many(
     scen: Scenario,
     runs: Sequence[tuple[Deployment, float, int, int]],
     *,
-    jobs: int = 1,
+    jobs: int | None = 1,
     progress: Callable[[], None] | None = None,
 ) -> list[SimResult]:
     """`simulate` of each (deployment, rate, requests, seed), over `jobs` processes, in order."""
@@ -248,7 +250,7 @@ def sim_goodput(
     requests: int | None = None,
     rel_tol: float = 0.01,
     progress: Callable[[], None] | None = None,
-    jobs: int = 1,
+    jobs: int | None = 1,
 ) -> SimGoodput:
     """Simulated goodput over `seeds` (guess: where to start looking, e.g. the analytical
     goodput); `jobs` processes search the seeds in parallel (`sim_goodputs`)."""
