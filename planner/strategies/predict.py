@@ -179,15 +179,24 @@ def goodput(
     if problem is not None:
         return Goodput(dep, 0.0, 0.0, None, "infeasible", problem)
 
+    # the root finder's last evaluation is usually the answer: keep the predictions (their
+    # percentiles are lazy, so asking for them costs nothing until they are read)
+    seen: dict[float, Prediction] = {}
+
+    def at_rate(r: float) -> Prediction:
+        if r not in seen:
+            seen[r] = predict(dep, scen, r, percentiles=percentiles)
+        return seen[r]
+
     def excess(r: float) -> float:
-        return predict(dep, scen, r, percentiles=False).attainment - target + 1e-12
+        return at_rate(r).attainment - target + 1e-12
 
     floor = 1e-3 * dep.gpus
     rate = highest_passing_rate(excess, floor=floor, guess=guess, rel_tol=rel_tol)
     if rate == 0.0:
         return _unmet(dep, scen, floor)
-    at = predict(dep, scen, rate, percentiles=percentiles)
-    beyond = predict(dep, scen, rate * (1 + 5 * rel_tol), percentiles=False)
+    at = at_rate(rate)
+    beyond = at_rate(rate * (1 + 5 * rel_tol))
     binding, detail = (
         (beyond.binding, beyond.detail) if not beyond.stable else (at.binding, at.detail)
     )
