@@ -53,21 +53,62 @@ class Goodput:
         return self.rate > 0.0
 
 
+# `_mixture_quantile` locates a percentile to this share of the log-time bracket [1e-5 s, hi]:
+# the width 24 halvings leave (about 1e-6 relative for hi = 1e4 s)
+_QUANTILE_HALVINGS = 24
+
+
 def _mixture_quantile(cdf: Callable[[float], np.ndarray], q: float, hi: float) -> float:
-    """Smallest t with mean(cdf(t)) ≥ q (inf if not reached by `hi`): bisection on log t over
-    [1e-5, hi], 24 halvings, i.e. about 0.1% relative precision."""
-    if float(np.mean(cdf(hi))) < q:
+    """Smallest t with mean(cdf(t)) ≥ q (inf if not reached by `hi`), on u = log t over
+    [log 1e-5, log hi] to a bracket width of 2^−24 of that span (about 1e-6 relative).
+
+    The mixture CDF F is monotone but may jump (TTFT steps at each request's fixed prefill
+    time), so the bracket [lo, hi] with F(lo) < q ≤ F(hi) is kept throughout and t = exp(hi)
+    is returned. Steps are the Illinois variant of false position (Dowell & Jarratt 1971: the
+    value of an end kept twice in a row is halved), which converges superlinearly on a smooth F,
+    with a bisection step whenever an end lies on a plateau (F = 0 or 1) or two steps have not
+    halved the bracket, so the bracket at least halves every second step; on the default plan's
+    latency CDFs it takes 19 evaluations on average instead of bisection's 26
+    (docs/model.md §7.6)."""
+
+    def excess(u: float) -> float:
+        return float(np.mean(cdf(math.exp(u)))) - q
+
+    lo_u, hi_u = math.log(1e-5), math.log(hi)
+    g_hi = excess(hi_u)
+    if g_hi < 0.0:
         return math.inf
-    lo_l, hi_l = math.log(1e-5), math.log(hi)
-    if float(np.mean(cdf(1e-5))) >= q:
+    g_lo = excess(lo_u)
+    if g_lo >= 0.0:
         return 1e-5
-    for _ in range(24):
-        mid = (lo_l + hi_l) / 2.0
-        if float(np.mean(cdf(math.exp(mid)))) >= q:
-            hi_l = mid
+    tol = (hi_u - lo_u) / 2**_QUANTILE_HALVINGS
+    f_lo, f_hi = g_lo + q, g_hi + q  # the mixture CDF at the ends (before Illinois halving)
+    side = 0  # which end the last step replaced: −1 lo, +1 hi
+    width_before = hi_u - lo_u
+    steps = 0
+    while hi_u - lo_u > tol:
+        steps += 1
+        flat = f_lo <= 0.0 or f_hi >= 1.0  # an end on a plateau: interpolation would crawl
+        if flat or (steps % 2 == 0 and hi_u - lo_u > width_before / 2.0):
+            u = (lo_u + hi_u) / 2.0
         else:
-            lo_l = mid
-    return math.exp(hi_l)
+            u = hi_u - g_hi * (hi_u - lo_u) / (g_hi - g_lo)
+            # keep the trial point strictly inside, at least tol/2 away from either end
+            u = min(max(u, lo_u + tol / 2.0), hi_u - tol / 2.0)
+        if steps % 2 == 0:
+            width_before = hi_u - lo_u
+        g = excess(u)
+        if g >= 0.0:
+            hi_u, g_hi, f_hi = u, g, g + q
+            if side == 1:
+                g_lo /= 2.0
+            side = 1
+        else:
+            lo_u, g_lo, f_lo = u, g, g + q
+            if side == -1:
+                g_hi /= 2.0
+            side = -1
+    return math.exp(hi_u)
 
 
 class LazyQuantiles(Mapping[int, float]):
