@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from planner import search
 from planner.config import PlanFile, RampSpec
+from planner.parallel import fork_map
 from planner.scaling import ScalePlan, scale
 from planner.scenario import Scenario
 from planner.search import PlanResult
-from planner.sensitivity import SensitivityTable, kv_policy_tables, sensitivity
+from planner.sensitivity import SensitivityTable, kv_policy_tables, sensitivity_parts
 
 if TYPE_CHECKING:
     # the simulator is imported only when `confirm_top` asks for it
@@ -68,7 +70,8 @@ def run_plan(
     """Search the deployments; with `confirm_top`, re-measure that many top candidates per
     strategy by simulation; with `sections`, add the sensitivity, KV-policy and ramp-scaling
     tables (each re-solves goodput of the best deployment per strategy). The simulations of
-    `confirm_top` run in `jobs` processes (same results for any `jobs`)."""
+    `confirm_top` and the sections run in `jobs` processes (None: the CPU count; the same
+    results for any `jobs`)."""
     res = _search(plan_file, scen, progress)
     confirmed = None
     if confirm_top is not None:
@@ -88,8 +91,16 @@ def run_plan(
         return PlanOutcome(res, confirmed)
     if progress is not None:
         progress("sections", 0, None)
-    scaling = ScaleOutcome(scale(res, plan_file.ramp), plan_file.ramp) if res.winner else None
-    return PlanOutcome(res, confirmed, sensitivity(res), kv_policy_tables(res), scaling)
+    # the sections are independent re-solves of the search's best deployments: built in
+    # parallel (forked workers, results in order, so the same for any `jobs`)
+    parts: list[Callable[[], object]] = [*sensitivity_parts(res), partial(kv_policy_tables, res)]
+    if res.winner:
+        parts.append(partial(scale, res, plan_file.ramp))
+    built = fork_map(parts, jobs)
+    sens = cast(list[SensitivityTable], built[:3])
+    kv = cast(list[SensitivityTable], built[3])
+    scaling = ScaleOutcome(cast(list[ScalePlan], built[4]), plan_file.ramp) if res.winner else None
+    return PlanOutcome(res, confirmed, sens, kv, scaling)
 
 
 def run_scale(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 from scipy import special
 
 from planner.deployment import Deployment
+from planner.parallel import can_fork, default_jobs
 from planner.rootfind import highest_passing_rate
 from planner.scenario import Scenario, deployment_problem
 from planner.simulate.results import SimResult, max_simulated_rate
@@ -112,11 +112,6 @@ class GoodputTask:
     rel_tol: float = 0.01
 
 
-def default_jobs() -> int:
-    """Worker processes when not told: the CPU count (`os.cpu_count()`, 1 if unknown)."""
-    return os.cpu_count() or 1
-
-
 # the scenario of the current worker process (set once per worker by `_init_worker`, so that its
 # instance tables are built once per process, not once per task)
 _WORKER_SCENARIO: Scenario | None = None
@@ -150,8 +145,7 @@ class _Runner:
         if jobs > 1:
             # fork (where the platform has it) hands the workers the parent's scenario and its
             # instance tables without pickling or rebuilding them
-            methods = multiprocessing.get_all_start_methods()
-            ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+            ctx = multiprocessing.get_context("fork" if can_fork() else None)
             self.pool = ProcessPoolExecutor(
                 max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(scen,)
             )
