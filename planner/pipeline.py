@@ -50,12 +50,14 @@ class PlanOutcome:
         return self.plan.scenario
 
 
-def _search(plan_file: PlanFile, scen: Scenario, progress: Progress | None) -> PlanResult:
+def _search(
+    plan_file: PlanFile, scen: Scenario, progress: Progress | None, jobs: int | None = 1
+) -> PlanResult:
     def tick(i: int, n: int) -> None:
         if progress is not None:
             progress("search", i, n)
 
-    return search.plan(scen, plan_file.search, plan_file.objective, progress=tick)
+    return search.plan(scen, plan_file.search, plan_file.objective, progress=tick, jobs=jobs)
 
 
 def run_plan(
@@ -72,7 +74,7 @@ def run_plan(
     tables (each re-solves goodput of the best deployment per strategy). The simulations of
     `confirm_top` and the sections run in `jobs` processes (None: the CPU count; the same
     results for any `jobs`)."""
-    res = _search(plan_file, scen, progress)
+    res = _search(plan_file, scen, progress, jobs)
     confirmed = None
     if confirm_top is not None:
         from planner.crosscheck.confirm import confirm, to_confirm

@@ -43,3 +43,31 @@ def test_plan_jobs_give_byte_identical_json(tmp_path: Path) -> None:
         outs.append(res.output.replace(f"r{jobs}.md", "r.md"))
     assert outs[0] == outs[1]
     assert (tmp_path / "r1.md").read_text() == (tmp_path / "r2.md").read_text()
+
+
+def test_parallel_search_is_the_sequential_one() -> None:
+    """Default scenario: the same candidates kept, the same goodputs, percentiles and frontier
+    to the bit, and the same evaluated/pruned counts (docs/model.md §8.2)."""
+    from planner import search
+    from planner.config import PlanFile
+    from planner.scenario import Scenario
+
+    def run(jobs: int) -> tuple[object, ...]:
+        pf = PlanFile()
+        scen: Scenario = pf.scenario(Path("."))
+        res = search.plan(scen, pf.search, pf.objective, jobs=jobs)
+        kept = [
+            (
+                r.goodput.deployment,
+                r.goodput.rate,
+                r.goodput.binding,
+                dict(r.goodput.prediction.tpot_s),
+            )
+            for items in res.per_strategy.values()
+            for r in items
+            if r.goodput.prediction is not None
+        ]
+        front = [(r.goodput.deployment, r.goodput.rate) for r in res.frontier]
+        return kept, front, res.infeasible, res.evaluated, res.pruned
+
+    assert run(1) == run(2)

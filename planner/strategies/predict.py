@@ -133,6 +133,12 @@ class LazyQuantiles(Mapping[int, float]):
     def __len__(self) -> int:
         return len(self._qs)
 
+    def preset(self, q: int, value: float) -> None:
+        """Record percentile q computed elsewhere from the same CDF (a worker process of the
+        search: `search.plan`), so that reading it costs nothing here."""
+        if q in self._qs:
+            self._done[q] = value
+
 
 def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = True) -> Prediction:
     """Latency distributions, SLO attainment and state of `dep` at `rate` requests/s."""
@@ -234,8 +240,36 @@ def goodput(
 
     floor = 1e-3 * dep.gpus
     rate = highest_passing_rate(excess, floor=floor, guess=guess, rel_tol=rel_tol)
+    return _goodput_from(dep, scen, rate, rel_tol, at_rate)
+
+
+def goodput_at(
+    dep: Deployment, scen: Scenario, rate: float, *, rel_tol: float = 3e-3, percentiles: bool = True
+) -> Goodput:
+    """The `Goodput` that `goodput` returns when its root finder ends at `rate` (req/s, found
+    elsewhere with the same arguments, e.g. in a worker process): the same predictions at the
+    rate and just beyond it, so the same object to the bit."""
+    problem = deployment_problem(dep, scen)
+    if problem is not None:
+        return Goodput(dep, 0.0, 0.0, None, "infeasible", problem)
+
+    def at_rate(r: float) -> Prediction:
+        return predict(dep, scen, r, percentiles=percentiles)
+
+    return _goodput_from(dep, scen, rate, rel_tol, at_rate)
+
+
+def _goodput_from(
+    dep: Deployment,
+    scen: Scenario,
+    rate: float,
+    rel_tol: float,
+    at_rate: Callable[[float], Prediction],
+) -> Goodput:
+    """Goodput at the root finder's `rate`: unmet at the floor when 0, else the prediction at
+    the rate, with the binding constraint of the one 5·rel_tol beyond it when that is unstable."""
     if rate == 0.0:
-        return _unmet(dep, scen, floor)
+        return _unmet(dep, scen, 1e-3 * dep.gpus)
     at = at_rate(rate)
     beyond = at_rate(rate * (1 + 5 * rel_tol))
     binding, detail = (
