@@ -187,3 +187,22 @@ def test_simulate_jobs_give_byte_identical_json(tmp_path: Path) -> None:
         outs[jobs] = res.output
     assert outs["1"] == outs["2"]
     assert len(json.loads(outs["1"])["goodput"]) == 2
+
+
+@pytest.mark.parametrize(("model", "tp", "pp"), [("codellama-34b", 2, 2), ("llama-3.1-8b", 1, 1)])
+def test_decode_s_fast_path_is_the_composed_formula(model: str, tp: int, pp: int) -> None:
+    """`IterationTimer.decode_s` caches per-batch parts and inlines the attention lookup: the
+    same value to the bit as tokens + head + `decode_attention_s` of a micro-batch."""
+    gpu = catalog.load_gpu("l20")
+    timer = IterationTimer(InstancePerf(catalog.load_model(model), gpu, gpu.intra_node, tp, pp))
+    rng = np.random.default_rng(3)
+    for b, kv in zip(rng.integers(0, 600, 300), rng.uniform(0.0, 4e6, 300), strict=True):
+        batch = int(b)
+        micro = -(-max(batch, 1) // pp)
+        g = timer.graphed(micro)
+        want = (
+            timer.tokens_s(micro, g)
+            + timer.head_s(micro, g)
+            + timer.decode_attention_s(float(kv) * micro / max(batch, 1), micro, g)
+        )
+        assert timer.decode_s(batch, float(kv)) == want

@@ -56,7 +56,9 @@ class IterationTimer:
     _kv_log_step: float = field(init=False, repr=False)
     _kv_s: list[float] = field(init=False, repr=False)
     _kv_x: list[float] = field(init=False, repr=False)
-    _decode_consts: dict[int, tuple[int, float, float, bool]] = field(init=False, repr=False)
+    _decode_consts: dict[int, tuple[int, float, float, bool, float]] = field(init=False, repr=False)
+    _sliding: bool = field(init=False, repr=False)
+    _layers: int = field(init=False, repr=False)
     _launch: dict[bool, float] = field(init=False, repr=False)
     _kernel_fixed_s: float = field(init=False, repr=False)
     _fixed_per_seq_s: float = field(init=False, repr=False)
@@ -88,6 +90,8 @@ class IterationTimer:
         # the grid points as math.exp gives them (what `_kv_busy_s` computed per call)
         self._kv_x = [math.exp(i * self._kv_log_step) for i in range(KV_GRID_POINTS)]
         self._decode_consts = {}
+        self._sliding = p.model.sliding_window is not None
+        self._layers = p.model.num_layers
         g, m = p.gpu, p.model
         self._launch = {b: launch_floor_s(g, b) for b in (False, True)}
         self._kernel_fixed_s = g.kernel_fixed_s
@@ -210,15 +214,23 @@ class IterationTimer:
         if c is None:
             micro = -(-max(batch, 1) // self.perf.pp)
             g = self.graphed(micro)
-            c = (micro, self.tokens_s(micro, g) + self.head_s(micro, g), self._launch[g], g)
+            fixed = micro * self._fixed_per_seq_s
+            c = (micro, self.tokens_s(micro, g) + self.head_s(micro, g), self._launch[g], g, fixed)
             self._decode_consts[batch] = c
-        micro, base_s, launch_s, graphed = c
+        micro, base_s, launch_s, graphed, fixed_s = c
         per_micro = kv_tokens * micro / max(batch, 1)
-        m = self.perf.model
-        if m.sliding_window is not None:
+        if self._sliding:
             return base_s + self.decode_attention_s(per_micro, micro, graphed)
-        busy = self._kv_busy_s(per_micro) + self._kernel_fixed_s + micro * self._fixed_per_seq_s
-        return base_s + max(busy, launch_s) * m.num_layers
+        # `_kv_busy_s` inlined
+        if per_micro < 1.0:
+            kv_s = 0.0
+        else:
+            i = min(int(math.log(per_micro) / self._kv_log_step), KV_GRID_POINTS - 2)
+            x0 = self._kv_x[i]
+            w = (per_micro - x0) / (self._kv_x[i + 1] - x0)
+            kv_s = self._kv_s[i] + w * (self._kv_s[i + 1] - self._kv_s[i])
+        busy = kv_s + self._kernel_fixed_s + fixed_s
+        return base_s + max(busy, launch_s) * self._layers
 
     @property
     def hybrid_chunk_share(self) -> float:
