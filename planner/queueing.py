@@ -109,7 +109,11 @@ def gamma_cdf_wilson_hilferty(ratio: np.ndarray, shape: np.ndarray) -> np.ndarra
     Φ((ratio^⅓ − 1 + c)/√c) with c = 1/(9k) (docs/model.md §6.3). Vectorised, no special
     function but Φ; accurate to ~0.006/k in absolute CDF for k ≥ 1."""
     c = 1.0 / (9.0 * shape)
-    return special.ndtr((np.cbrt(ratio) - 1.0 + c) / np.sqrt(c))
+    z = np.cbrt(ratio)
+    z -= 1.0
+    z += c
+    z /= np.sqrt(c)
+    return special.ndtr(z)
 
 
 def compound_cdf(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -120,23 +124,27 @@ def compound_cdf(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray
     (scipy's gammainc), larger ones the Wilson–Hilferty approximation
     (`gamma_cdf_wilson_hilferty`, absolute error ≤ 7e-4 there), which is several times cheaper
     on the (requests × phases) arrays of the PaDG TPOT model."""
-    x, mean, var = np.broadcast_arrays(
-        np.asarray(x, dtype=float),
-        np.asarray(mean, dtype=float),
-        np.maximum(np.asarray(var, dtype=float), 1e-300),
-    )
+    x = np.asarray(x, dtype=float)
+    mean = np.asarray(mean, dtype=float)
+    var = np.maximum(np.asarray(var, dtype=float), 1e-300)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         shape = mean**2 / var
         ratio = np.maximum(x, 0.0) / np.maximum(mean, 1e-300)
-        out = gamma_cdf_wilson_hilferty(ratio, shape)
+        shape, ratio = np.broadcast_arrays(shape, ratio)
+        out = np.array(gamma_cdf_wilson_hilferty(ratio, shape), dtype=float, ndmin=0)
         exact = shape < WILSON_HILFERTY_MIN_SHAPE
         if exact.any():
             k = shape[exact]
             out[exact] = special.gammainc(k, ratio[exact] * k)
         # a zero variance (infinite shape) leaves the point mass at the mean
-        out = np.where(np.isinf(shape), np.where(ratio >= 1.0, 1.0, 0.0), out)
-    out = np.where(mean <= 0.0, 1.0, out)
-    return np.where(x < 0.0, 0.0, out)
+        point = np.isinf(shape)
+        if point.any():
+            out[point] = np.where(ratio[point] >= 1.0, 1.0, 0.0)
+    # the masks below are rare: set only where they hold
+    for mask, value in ((mean <= 0.0, 1.0), (x < 0.0, 0.0)):
+        if mask.any():
+            out[np.broadcast_to(mask, out.shape)] = value
+    return out
 
 
 def compound_moments(
