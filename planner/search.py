@@ -513,8 +513,10 @@ def _visit(
 
 
 # what a worker of the parallel search hands back per evaluated candidate: its goodput (req/s)
-# and, when feasible, the median TPOT at it (the Pareto frontier reads it)
-_Found = dict[Deployment, tuple[float, float | None]]
+# and, when feasible, the median TPOT at it (the Pareto frontier reads it); a visit run in the
+# planner's own process keeps the Goodput objects themselves
+_Found = dict[Deployment, Goodput]
+_Portable = dict[Deployment, tuple[float, float | None]]
 
 
 def _strategy_goodputs(
@@ -525,17 +527,23 @@ def _strategy_goodputs(
     spec: SearchSpec,
     objective: Objective,
 ) -> _Found:
-    """One strategy's visit (in a worker): the goodput of each candidate it evaluates."""
+    """One strategy's visit: the goodput of each candidate it evaluates."""
     found: _Found = {}
 
     def evaluate(d: Deployment) -> Goodput:
-        g = goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
-        p50 = g.prediction.tpot_s.get(50) if g.feasible and g.prediction else None
-        found[d] = (g.rate, p50)
-        return g
+        found[d] = goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
+        return found[d]
 
     _visit(cands, bounds, floors, scen, spec, objective, evaluate)
     return found
+
+
+def _portable(found: _Found) -> _Portable:
+    """A worker's goodputs as plain numbers (predictions hold closures, which do not pickle)."""
+    return {
+        d: (g.rate, g.prediction.tpot_s.get(50) if g.feasible and g.prediction else None)
+        for d, g in found.items()
+    }
 
 
 def plan(
@@ -551,11 +559,12 @@ def plan(
     reason for having none. The bound is sound, so the top-k per strategy and the reasons are
     those of the exhaustive search (the Pareto frontier only sees evaluated candidates).
 
-    With `jobs` > 1 (None: the CPU count) the strategies' goodput solves run in forked worker
-    processes, one strategy at a time each (pruning looks only at a candidate's own strategy,
-    so each worker decides as the sequential visit would); this process then visits all
-    candidates in order, rebuilding each evaluated goodput from its rate (`goodput_at`), so the
-    result is the same to the bit for any `jobs` (docs/model.md §8.2)."""
+    With `jobs` > 1 (None: the CPU count) the strategies' visits are shared between this
+    process and forked workers (`parallel.fork_map`; pruning looks only at a candidate's own
+    strategy, so each visit decides as the sequential one would); this process then visits
+    all candidates in order, taking each evaluated goodput as found here, or rebuilding it from
+    a worker's rate (`goodput_at`), so the result is the same to the bit for any `jobs`
+    (docs/model.md §8.2)."""
     cands = list(candidates(scen, spec))
     # visit the most promising first so that pruning bites early (the same order when
     # exhaustive, so that ties resolve alike)
@@ -567,23 +576,24 @@ def plan(
     cands.sort(key=lambda d: floors[d])
     streams = [[d for d in cands if d.strategy == s] for s in spec.strategies]
     streams = [c for c in streams if c]
-    found: _Found = {}
+    found: dict[Deployment, Goodput | tuple[float, float | None]] = {}
     if len(streams) > 1 and jobs != 1:
-        # the costliest strategies (most candidates) first, so that the workers end together
+        # workers take the strategies with most candidates first, this process the others
         streams.sort(key=len, reverse=True)
-        for part in fork_map(
-            [
-                functools.partial(_strategy_goodputs, c, bounds, floors, scen, spec, objective)
-                for c in streams
-            ],
-            jobs,
-        ):
+        thunks = [
+            functools.partial(_strategy_goodputs, c, bounds, floors, scen, spec, objective)
+            for c in streams
+        ]
+        for part in fork_map(thunks, jobs, portable=_portable):
             found.update(part)
 
     def evaluate(d: Deployment) -> Goodput:
         if d not in found:
             return goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
-        rate, p50 = found[d]
+        got = found[d]
+        if isinstance(got, Goodput):
+            return got
+        rate, p50 = got
         g = goodput_at(d, scen, rate)
         if p50 is not None and g.prediction is not None:
             tpot = g.prediction.tpot_s
