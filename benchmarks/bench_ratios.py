@@ -47,19 +47,23 @@ def best_of(n: int, args: list[str], cwd: Path) -> float:
     return min(wall_s(args, cwd) for _ in range(n))
 
 
-def measure(repeats: int, simulate: bool) -> dict[str, float]:
-    """Wall times (s) of the floor and the three cases; simulate is skipped when asked."""
+def measure(repeats: int, simulate: bool, jobs: int | None) -> dict[str, float]:
+    """Wall times (s) of the floor and the three cases; simulate is skipped when asked; `jobs`
+    is passed as --jobs (None: the commands' default, the CPU count)."""
     py = sys.executable
     ecoplan = [py, "-m", "planner"]
+    opt = [] if jobs is None else ["--jobs", str(jobs)]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         times = {"floor": best_of(repeats, [py, "-c", FLOOR_IMPORTS], tmp)}
-        times["default plan"] = best_of(repeats, [*ecoplan, "plan", "--out", "a.md"], tmp)
+        times["default plan"] = best_of(repeats, [*ecoplan, "plan", "--out", "a.md", *opt], tmp)
         times["1024-GPU plan"] = best_of(
-            repeats, [*ecoplan, "plan", str(BIG_PLAN), "--out", "b.md"], tmp
+            repeats, [*ecoplan, "plan", str(BIG_PLAN), "--out", "b.md", *opt], tmp
         )
         if simulate:
-            times["simulate (goodput)"] = wall_s([*ecoplan, "simulate", "--format", "json"], tmp)
+            times["simulate (goodput)"] = wall_s(
+                [*ecoplan, "simulate", "--format", "json", *opt], tmp
+            )
     return times
 
 
@@ -95,8 +99,9 @@ def main() -> None:
     ap.add_argument("--label", default="run", help="the row's name in the table")
     ap.add_argument("--repeats", type=int, default=3, help="runs per plan case (best is kept)")
     ap.add_argument("--no-simulate", action="store_true", help="skip the simulate case")
+    ap.add_argument("--jobs", type=int, help="--jobs for every command (default: theirs)")
     args = ap.parse_args()
-    times = measure(args.repeats, not args.no_simulate)
+    times = measure(args.repeats, not args.no_simulate, args.jobs)
     floor = times["floor"]
     print(f"import floor: {floor:.2f} s")
     for case, target in TARGETS.items():
