@@ -27,7 +27,7 @@ from planner.parallel import fork_map
 from planner.scenario import InstanceModel, Scenario, deployment_problem
 from planner.strategies import Goodput, goodput
 from planner.strategies.nodg import _hybrid_iterations
-from planner.strategies.predict import LazyQuantiles, goodput_at
+from planner.strategies.predict import attach, detach
 
 
 @dataclass(frozen=True)
@@ -516,7 +516,6 @@ def _visit(
 # and, when feasible, the median TPOT at it (the Pareto frontier reads it); a visit run in the
 # planner's own process keeps the Goodput objects themselves
 _Found = dict[Deployment, Goodput]
-_Portable = dict[Deployment, tuple[float, float | None]]
 
 
 def _strategy_goodputs(
@@ -538,12 +537,13 @@ def _strategy_goodputs(
     return found
 
 
-def _portable(found: _Found) -> _Portable:
-    """A worker's goodputs as plain numbers (predictions hold closures, which do not pickle)."""
-    return {
-        d: (g.rate, g.prediction.tpot_s.get(50) if g.feasible and g.prediction else None)
-        for d, g in found.items()
-    }
+def _portable(found: _Found) -> _Found:
+    """A worker's goodputs made picklable (`detach`): their median TPOT, which the Pareto
+    frontier reads, computed there; other percentiles are computed here if they are read."""
+    for g in found.values():
+        if g.feasible and g.prediction is not None:
+            g.prediction.tpot_s.get(50)
+    return {d: detach(g) for d, g in found.items()}
 
 
 def plan(
@@ -562,9 +562,10 @@ def plan(
     With `jobs` > 1 (None: the CPU count) the strategies' visits are shared between this
     process and forked workers (`parallel.fork_map`; pruning looks only at a candidate's own
     strategy, so each visit decides as the sequential one would); this process then visits
-    all candidates in order, taking each evaluated goodput as found here, or rebuilding it from
-    a worker's rate (`goodput_at`), so the result is the same to the bit for any `jobs`
-    (docs/model.md §8.2)."""
+    all candidates in order and takes each evaluated goodput as found, here or in a worker (a
+    worker's come `detach`ed: percentiles the worker did not compute are computed here, from
+    the same prediction made again, if read), so the result is the same to the bit for any
+    `jobs` (docs/model.md §8.2)."""
     cands = list(candidates(scen, spec))
     # visit the most promising first so that pruning bites early (the same order when
     # exhaustive, so that ties resolve alike)
@@ -576,7 +577,7 @@ def plan(
     cands.sort(key=lambda d: floors[d])
     streams = [[d for d in cands if d.strategy == s] for s in spec.strategies]
     streams = [c for c in streams if c]
-    found: dict[Deployment, Goodput | tuple[float, float | None]] = {}
+    found: _Found = {}
     if len(streams) > 1 and jobs != 1:
         # workers take the strategies with most candidates first, this process the others
         streams.sort(key=len, reverse=True)
@@ -590,16 +591,7 @@ def plan(
     def evaluate(d: Deployment) -> Goodput:
         if d not in found:
             return goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
-        got = found[d]
-        if isinstance(got, Goodput):
-            return got
-        rate, p50 = got
-        g = goodput_at(d, scen, rate)
-        if p50 is not None and g.prediction is not None:
-            tpot = g.prediction.tpot_s
-            if isinstance(tpot, LazyQuantiles):
-                tpot.preset(50, p50)
-        return g
+        return attach(found[d], scen)
 
     v = _visit(cands, bounds, floors, scen, spec, objective, evaluate, progress)
     per, why = v.per, v.why

@@ -5,6 +5,7 @@ found by bracketing (doubling) and scipy's brentq.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -133,11 +134,71 @@ class LazyQuantiles(Mapping[int, float]):
     def __len__(self) -> int:
         return len(self._qs)
 
-    def preset(self, q: int, value: float) -> None:
-        """Record percentile q computed elsewhere from the same CDF (a worker process of the
-        search: `search.plan`), so that reading it costs nothing here."""
-        if q in self._qs:
-            self._done[q] = value
+    def computed(self) -> dict[int, float]:
+        """The percentiles read so far."""
+        return dict(self._done)
+
+
+class DetachedQuantiles(Mapping[int, float]):
+    """The latency percentiles of a prediction made in another process (the parallel search's
+    workers, whose CDFs are closures that do not travel): the ones it computed, and the others
+    computed here when first read, from the same prediction made again (`predict` is a pure
+    function of its arguments, so the values are the same) once `attach` has given the
+    scenario."""
+
+    def __init__(
+        self, dep: Deployment, rate: float, kind: str, qs: list[int], known: dict[int, float]
+    ) -> None:
+        self._dep, self._rate, self._kind, self._qs = dep, rate, kind, qs
+        self._known = dict(known)
+        self._scen: Scenario | None = None
+
+    @classmethod
+    def of(cls, dep: Deployment, p: Prediction, kind: str) -> Mapping[int, float]:
+        """Prediction `p`'s `kind` ("ttft" or "tpot") percentiles, detached when lazy."""
+        values = p.ttft_s if kind == "ttft" else p.tpot_s
+        if not isinstance(values, LazyQuantiles):
+            return dict(values)
+        return cls(dep, p.rate, kind, list(values), values.computed())
+
+    def attach(self, scen: Scenario) -> None:
+        self._scen = scen
+
+    def __getitem__(self, q: int) -> float:
+        if q not in self._qs:
+            raise KeyError(q)
+        if q not in self._known:
+            if self._scen is None:
+                raise RuntimeError("DetachedQuantiles: attach a scenario first")
+            p = predict(self._dep, self._scen, self._rate)
+            values = p.ttft_s if self._kind == "ttft" else p.tpot_s
+            self._known.update({k: values[k] for k in self._qs})
+        return self._known[q]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._qs)
+
+    def __len__(self) -> int:
+        return len(self._qs)
+
+
+def detach(g: Goodput) -> Goodput:
+    """`g` made picklable: its prediction's lazy percentiles as `DetachedQuantiles`."""
+    p = g.prediction
+    if p is None:
+        return g
+    dep = g.deployment
+    ttft, tpot = DetachedQuantiles.of(dep, p, "ttft"), DetachedQuantiles.of(dep, p, "tpot")
+    return dataclasses.replace(g, prediction=dataclasses.replace(p, ttft_s=ttft, tpot_s=tpot))
+
+
+def attach(g: Goodput, scen: Scenario) -> Goodput:
+    """Give a `detach`ed goodput's percentiles the scenario to compute the missing ones."""
+    if g.prediction is not None:
+        for values in (g.prediction.ttft_s, g.prediction.tpot_s):
+            if isinstance(values, DetachedQuantiles):
+                values.attach(scen)
+    return g
 
 
 def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = True) -> Prediction:
@@ -240,22 +301,6 @@ def goodput(
 
     floor = 1e-3 * dep.gpus
     rate = highest_passing_rate(excess, floor=floor, guess=guess, rel_tol=rel_tol)
-    return _goodput_from(dep, scen, rate, rel_tol, at_rate)
-
-
-def goodput_at(
-    dep: Deployment, scen: Scenario, rate: float, *, rel_tol: float = 3e-3, percentiles: bool = True
-) -> Goodput:
-    """The `Goodput` that `goodput` returns when its root finder ends at `rate` (req/s, found
-    elsewhere with the same arguments, e.g. in a worker process): the same predictions at the
-    rate and just beyond it, so the same object to the bit."""
-    problem = deployment_problem(dep, scen)
-    if problem is not None:
-        return Goodput(dep, 0.0, 0.0, None, "infeasible", problem)
-
-    def at_rate(r: float) -> Prediction:
-        return predict(dep, scen, r, percentiles=percentiles)
-
     return _goodput_from(dep, scen, rate, rel_tol, at_rate)
 
 
