@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, RenderableType
-from rich.progress import Progress, TaskID
 from typer.core import TyperGroup
 
 from planner import catalog
@@ -26,6 +25,8 @@ from planner.report import json_doc, terminal
 from planner.scenario import Scenario
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from planner import pipeline
 
 
@@ -120,7 +121,8 @@ JobsOption = Annotated[
         "--jobs",
         min=1,
         max=1024,
-        help="worker processes for the simulations (same results for any); default: CPU count",
+        help="processes for the search, report sections and simulations (same results for "
+        "any); default: CPU count",
     ),
 ]
 ConfigArgument = Annotated[
@@ -150,6 +152,8 @@ def _progress(total: int | None = None, label: str = "working") -> Iterator[pipe
 
         yield ignore
         return
+    from rich.progress import Progress
+
     with Progress(transient=True, console=console) as bar:
         tasks: dict[str, TaskID] = {}
 
