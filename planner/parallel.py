@@ -17,15 +17,25 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# the callables of the running `fork_map` and its `portable` conversion, read by the forked
-# workers
+# the callables of the running `fork_map`, its `portable` conversion and the index of the next
+# callable to run (shared memory), read by the forked workers
 _THUNKS: Sequence[Callable[[], Any]] = ()
 _PORTABLE: Callable[[Any], Any] | None = None
+_NEXT: Any = None
 
 
-def _run(i: int) -> Any:
-    result = _THUNKS[i]()
-    return result if _PORTABLE is None else _PORTABLE(result)
+def _drain(in_worker: bool) -> dict[int, Any]:
+    """Run callables, taking the next one not yet taken by any process, until none is left;
+    a worker's results go through `_PORTABLE`."""
+    out: dict[int, Any] = {}
+    while True:
+        with _NEXT.get_lock():
+            i = _NEXT.value
+            _NEXT.value = i + 1
+        if i >= len(_THUNKS):
+            return out
+        result = _THUNKS[i]()
+        out[i] = _PORTABLE(result) if in_worker and _PORTABLE is not None else result
 
 
 def default_jobs() -> int:
@@ -43,29 +53,24 @@ def fork_map(
     portable: Callable[[T], Any] | None = None,
 ) -> list[Any]:
     """[f() for f in thunks] over `jobs` processes (None: `default_jobs()`): this one and
-    jobs − 1 forked workers. The workers take the callables from the front; this process,
-    instead of waiting, runs those no worker has started yet, from the back. A result computed
-    in a worker goes through `portable` (when given) before it is pickled back, e.g. to drop
-    what cannot be pickled; a result computed here is returned as it is. Everything runs here
-    when one job is asked for, there is at most one callable, or the platform cannot fork (the
-    callables' closures cannot be handed over otherwise)."""
-    global _THUNKS, _PORTABLE
+    jobs − 1 forked workers, each taking the next callable not yet taken (in list order, so put
+    the costliest first) until none is left. A result computed in a worker goes through
+    `portable` (when given) before it is pickled back, e.g. to drop what cannot be pickled; a
+    result computed here is returned as it is. Everything runs here when one job is asked for,
+    there is at most one callable, or the platform cannot fork (the callables' closures cannot
+    be handed over otherwise)."""
+    global _THUNKS, _PORTABLE, _NEXT
     n = min(default_jobs() if jobs is None else jobs, len(thunks))
     if n <= 1 or not can_fork():
         return [f() for f in thunks]
-    _THUNKS, _PORTABLE = thunks, portable
+    ctx = multiprocessing.get_context("fork")
+    _THUNKS, _PORTABLE, _NEXT = thunks, portable, ctx.Value("i", 0)
     try:
-        ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=n - 1, mp_context=ctx) as pool:
-            futures = [pool.submit(_run, i) for i in range(len(thunks))]
-            results: list[Any] = [None] * len(thunks)
-            here = [False] * len(thunks)
-            for i in reversed(range(len(thunks))):
-                if futures[i].cancel():  # not handed to a worker yet: run it here
-                    results[i], here[i] = thunks[i](), True
-            for i, fut in enumerate(futures):
-                if not here[i]:
-                    results[i] = fut.result()
-            return results
+            workers = [pool.submit(_drain, True) for _ in range(n - 1)]
+            done = _drain(False)
+            for fut in workers:
+                done.update(fut.result())
+        return [done[i] for i in range(len(thunks))]
     finally:
-        _THUNKS, _PORTABLE = (), None
+        _THUNKS, _PORTABLE, _NEXT = (), None, None

@@ -526,23 +526,23 @@ def _strategy_goodputs(
     spec: SearchSpec,
     objective: Objective,
 ) -> _Found:
-    """One strategy's visit: the goodput of each candidate it evaluates."""
+    """One strategy's visit: the goodput of each candidate it evaluates, with the median TPOT
+    that the Pareto frontier reads computed (here, in parallel with the other visits)."""
     found: _Found = {}
 
     def evaluate(d: Deployment) -> Goodput:
-        found[d] = goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
-        return found[d]
+        g = found[d] = goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
+        if g.feasible and g.prediction is not None:
+            g.prediction.tpot_s.get(50)
+        return g
 
     _visit(cands, bounds, floors, scen, spec, objective, evaluate)
     return found
 
 
 def _portable(found: _Found) -> _Found:
-    """A worker's goodputs made picklable (`detach`): their median TPOT, which the Pareto
-    frontier reads, computed there; other percentiles are computed here if they are read."""
-    for g in found.values():
-        if g.feasible and g.prediction is not None:
-            g.prediction.tpot_s.get(50)
+    """A worker's goodputs made picklable (`detach`): the percentiles it did not compute are
+    computed in the planner's process if they are read."""
     return {d: detach(g) for d, g in found.items()}
 
 
@@ -579,7 +579,7 @@ def plan(
     streams = [c for c in streams if c]
     found: _Found = {}
     if len(streams) > 1 and jobs != 1:
-        # workers take the strategies with most candidates first, this process the others
+        # the processes take the strategies with most candidates first
         streams.sort(key=len, reverse=True)
         thunks = [
             functools.partial(_strategy_goodputs, c, bounds, floors, scen, spec, objective)
