@@ -154,13 +154,17 @@ def _progress(total: int | None = None, label: str = "working") -> Iterator[pipe
         return
     from rich.progress import Progress
 
-    with Progress(transient=True, console=console) as bar:
+    # redrawn on each update rather than by rich's refresh thread: the planner forks worker
+    # processes (--jobs), and a fork while another thread holds the terminal stream's lock
+    # could leave a worker unable to flush it when it exits
+    with Progress(transient=True, console=console, auto_refresh=False) as bar:
         tasks: dict[str, TaskID] = {}
 
         def update(task: str, done: int, n: int | None) -> None:
             if task not in tasks:
                 tasks[task] = bar.add_task(task, total=n)
             bar.update(tasks[task], completed=done, total=n)
+            bar.refresh()
 
         if total is not None:
             update(label, 0, total)
