@@ -5,10 +5,13 @@ BIN = $(VENV)/bin
 
 .PHONY: plan test lint clean
 
+# An editable install compiles nothing: the package is compiled once here, so that each command
+# skips ~50 ms of compiling it where the environment sets PYTHONDONTWRITEBYTECODE.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q planner
 	touch $@
 
 plan: $(BIN)/.installed

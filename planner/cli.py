@@ -10,26 +10,24 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, RenderableType
-from rich.progress import Progress, TaskID
 from typer.core import TyperGroup
 
-from planner import catalog, pipeline
-from planner.compare import compare
-from planner.config import PlanFile, load_plan, plan_json_schema
-from planner.crosscheck.evaluate import simulate_deployments
+from planner import catalog
+from planner.config import PlanFile, load_plan
 from planner.engine import load_engine
 from planner.errors import PlannerError
-from planner.estimate import estimate_grid
-from planner.evaluate import default_deployments, evaluate
 from planner.outputs import check_output_dir, check_output_path, write_atomic, write_tree
-from planner.perf.calibrate import calibrate_file, profile_yaml
-from planner.report import charts, json_doc, terminal, write_plan_files
-from planner.report.launch import check_strategy, launch_files, launch_from_file, launch_input
+from planner.report import json_doc, terminal
 from planner.scenario import Scenario
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from planner import pipeline
 
 
 class _OneLineErrors(TyperGroup):
@@ -122,6 +120,16 @@ FormatOption = Annotated[
     OutputFormat,
     typer.Option("--format", help="output: a table, or versioned JSON (docs/json.md)"),
 ]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        max=1024,
+        help="processes for the search, report sections and simulations (same results for "
+        "any); default: CPU count",
+    ),
+]
 ConfigArgument = Annotated[
     Path | None,
     typer.Argument(help="plan file (YAML); the built-in default scenario if omitted"),
@@ -149,13 +157,19 @@ def _progress(total: int | None = None, label: str = "working") -> Iterator[pipe
 
         yield ignore
         return
-    with Progress(transient=True, console=console) as bar:
+    from rich.progress import Progress
+
+    # redrawn on each update rather than by rich's refresh thread: the planner forks worker
+    # processes (--jobs), and a fork while another thread holds the terminal stream's lock
+    # could leave a worker unable to flush it when it exits
+    with Progress(transient=True, console=console, auto_refresh=False) as bar:
         tasks: dict[str, TaskID] = {}
 
         def update(task: str, done: int, n: int | None) -> None:
             if task not in tasks:
                 tasks[task] = bar.add_task(task, total=n)
             bar.update(tasks[task], completed=done, total=n)
+            bar.refresh()
 
         if total is not None:
             update(label, 0, total)
@@ -214,6 +228,8 @@ def estimate(
 
     Example: ecoplan estimate --gpu l20 --model codellama-34b --tp 2,4 --input 2048 --batch 32
     """
+    from planner.estimate import estimate_grid
+
     try:
         grid = estimate_grid(
             catalog.model_ref(model),
@@ -307,6 +323,8 @@ def evaluate_cmd(config: ConfigArgument = None, fmt: FormatOption = OutputFormat
 
     Example: ecoplan evaluate examples/ecoserve-codellama-34b-sharegpt.yaml
     """
+    from planner.evaluate import default_deployments, evaluate
+
     try:
         plan, scen = _scenario(config)
         deps = [d.build() for d in plan.deployments] or default_deployments(scen)
@@ -348,6 +366,7 @@ def plan_cmd(
             help="with --launch: this strategy's best instead " + _STRATEGY_NOTE,
         ),
     ] = None,
+    jobs: JobsOption = None,
 ) -> None:
     """Search every strategy's deployments, print the best per strategy and write the report.
 
@@ -359,9 +378,15 @@ def plan_cmd(
 
     Example: ecoplan plan examples/ecoserve-llama-30b-sharegpt.yaml --out report.md
     """
+    from planner import pipeline
+    from planner.report import write_plan_files
+
     try:
         check_output_path(out, "--out")
-        check_strategy(launch_strategy, "--launch-strategy")
+        if launch is not None or launch_strategy is not None:
+            from planner.report.launch import check_strategy, launch_files, launch_input
+
+            check_strategy(launch_strategy, "--launch-strategy")
         if launch is not None:
             check_output_dir(launch, "--launch")
         elif launch_strategy is not None:
@@ -374,6 +399,7 @@ def plan_cmd(
                 confirm_top=confirm_top if confirm else None,
                 sections=with_sensitivity,
                 progress=progress,
+                jobs=jobs,
             )
         files = write_plan_files(outcome, out)
         shown = terminal.plan(outcome, str(out))
@@ -406,6 +432,7 @@ def simulate_cmd(
     seeds: Annotated[int, typer.Option("--seeds", min=1, max=64, help="seeds for goodput")] = 3,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**31, help="first seed")] = 0,
     fmt: FormatOption = OutputFormat.table,
+    jobs: JobsOption = None,
 ) -> None:
     """Check deployments with the discrete-event simulator.
 
@@ -415,6 +442,9 @@ def simulate_cmd(
 
     Example: ecoplan simulate examples/ecoserve-codellama-34b-sharegpt.yaml --rate 20
     """
+    from planner.crosscheck.evaluate import simulate_deployments
+    from planner.evaluate import default_deployments
+
     try:
         plan, scen = _scenario(config)
         deps = [d.build() for d in plan.deployments] or default_deployments(scen)
@@ -431,7 +461,13 @@ def simulate_cmd(
                 progress("simulating", done[0], total)
 
             rep = simulate_deployments(
-                scen, deps, rates, seeds=seed_list, requests=requests, progress=tick
+                scen,
+                deps,
+                rates,
+                seeds=seed_list,
+                requests=requests,
+                progress=tick,
+                jobs=jobs,
             )
     except PlannerError as exc:
         raise fail(exc) from None
@@ -448,6 +484,8 @@ def scale_cmd(config: ConfigArgument = None, fmt: FormatOption = OutputFormat.ta
 
     Example: ecoplan scale examples/ecoserve-codellama-34b-sharegpt.yaml
     """
+    from planner import pipeline
+
     try:
         plan_file, scen = _scenario(config)
         with _progress() as progress:
@@ -472,6 +510,8 @@ def schema(
 
     Example: ecoplan schema --out plan.schema.json
     """
+    from planner.config import plan_json_schema
+
     text = json.dumps(plan_json_schema(), indent=2) + "\n"
     if out is None:
         typer.echo(text, nl=False)
@@ -517,6 +557,8 @@ def calibrate_cmd(
 
     Example: ecoplan calibrate tests/data/calibration/a100.csv --gpu a100-80g-sxm --out a100.yaml
     """
+    from planner.perf.calibrate import calibrate_file, profile_yaml
+
     try:
         check_output_path(out, "--out")
         cal = calibrate_file(measurements, catalog.gpu_ref(gpu), load_engine(engine), name)
@@ -571,6 +613,9 @@ def compare_cmd(
 
     Example: ecoplan compare examples/small-model-llama-3.1-8b-alpaca.yaml --gpus l20,l40s
     """
+    from planner.compare import compare
+    from planner.report import charts
+
     try:
         if chart is not None:
             check_output_path(chart, "--chart")
@@ -636,6 +681,8 @@ def launch_cmd(
 
     Example: ecoplan plan --no-sensitivity --format json > p.json && ecoplan launch p.json
     """
+    from planner.report.launch import check_strategy, launch_from_file
+
     try:
         check_strategy(strategy)
         check_output_dir(out, "--out")

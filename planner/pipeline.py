@@ -7,16 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from planner import search
 from planner.config import PlanFile, RampSpec
-from planner.crosscheck.confirm import Confirmation, confirm, to_confirm
 from planner.ecoserve_paper import PaperComparison, compare_with_paper
+from planner.parallel import fork_map
 from planner.scaling import ScalePlan, scale
 from planner.scenario import Scenario
 from planner.search import PlanResult
-from planner.sensitivity import SensitivityTable, kv_policy_tables, sensitivity
-from planner.simulate.goodput import DEFAULT_SEEDS
+from planner.sensitivity import SensitivityTable, kv_policy_tables, sensitivity_parts
+
+if TYPE_CHECKING:
+    # the simulator is imported only when `confirm_top` asks for it
+    from planner.crosscheck.confirm import Confirmation
 
 # progress(task, completed, total): `task` names the stage ("search", "confirm", "sections");
 # total is None while unknown
@@ -47,12 +52,14 @@ class PlanOutcome:
         return self.plan.scenario
 
 
-def _search(plan_file: PlanFile, scen: Scenario, progress: Progress | None) -> PlanResult:
+def _search(
+    plan_file: PlanFile, scen: Scenario, progress: Progress | None, jobs: int | None = 1
+) -> PlanResult:
     def tick(i: int, n: int) -> None:
         if progress is not None:
             progress("search", i, n)
 
-    return search.plan(scen, plan_file.search, plan_file.objective, progress=tick)
+    return search.plan(scen, plan_file.search, plan_file.objective, progress=tick, jobs=jobs)
 
 
 def run_plan(
@@ -62,13 +69,19 @@ def run_plan(
     confirm_top: int | None = None,
     sections: bool = True,
     progress: Progress | None = None,
+    jobs: int | None = 1,
 ) -> PlanOutcome:
     """Search the deployments; with `confirm_top`, re-measure that many top candidates per
     strategy by simulation; with `sections`, add the sensitivity, KV-policy and ramp-scaling
-    tables (each re-solves goodput of the best deployment per strategy)."""
-    res = _search(plan_file, scen, progress)
+    tables (each re-solves goodput of the best deployment per strategy). The simulations of
+    `confirm_top` and the sections run in `jobs` processes (None: the CPU count; the same
+    results for any `jobs`)."""
+    res = _search(plan_file, scen, progress, jobs)
     confirmed = None
     if confirm_top is not None:
+        from planner.crosscheck.confirm import confirm, to_confirm
+        from planner.simulate.goodput import DEFAULT_SEEDS
+
         total = len(to_confirm(res, confirm_top)) * len(DEFAULT_SEEDS)
         done = [0]
 
@@ -77,15 +90,26 @@ def run_plan(
             if progress is not None:
                 progress("confirm", done[0], total)
 
-        confirmed = confirm(res, confirm_top, progress=step)
+        confirmed = confirm(res, confirm_top, progress=step, jobs=jobs)
     if not sections:
         return PlanOutcome(res, confirmed)
     if progress is not None:
         progress("sections", 0, None)
-    scaling = ScaleOutcome(scale(res, plan_file.ramp), plan_file.ramp) if res.winner else None
-    return PlanOutcome(
-        res, confirmed, sensitivity(res), kv_policy_tables(res), scaling, compare_with_paper(res)
-    )
+    # the sections are independent re-solves of the search's best deployments: built in
+    # parallel (forked workers, results in order, so the same for any `jobs`)
+    parts: list[Callable[[], object]] = [
+        *sensitivity_parts(res),
+        partial(kv_policy_tables, res),
+        partial(compare_with_paper, res),
+    ]
+    if res.winner:
+        parts.append(partial(scale, res, plan_file.ramp))
+    built = fork_map(parts, jobs)
+    sens = cast(list[SensitivityTable], built[:3])
+    kv = cast(list[SensitivityTable], built[3])
+    paper = cast(PaperComparison | None, built[4])
+    scaling = ScaleOutcome(cast(list[ScalePlan], built[5]), plan_file.ramp) if res.winner else None
+    return PlanOutcome(res, confirmed, sens, kv, scaling, paper)
 
 
 def run_scale(

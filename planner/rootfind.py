@@ -13,12 +13,19 @@ from collections.abc import Callable
 from scipy import optimize
 
 
-def _nan_fails(excess: Callable[[float], float]) -> Callable[[float], float]:
-    """`excess` with NaN turned into a failure (−1: attainment lies in [0, 1])."""
+def _checked_once(excess: Callable[[float], float]) -> Callable[[float], float]:
+    """`excess` with NaN turned into a failure (−1: attainment lies in [0, 1]), evaluated once
+    per rate: brentq returns a rate it has already evaluated, and the final check would
+    otherwise evaluate (or, for the simulator, simulate) it again."""
+    seen: dict[float, float] = {}
 
     def checked(rate: float) -> float:
-        value = excess(rate)
-        return value if value == value else -1.0
+        value = seen.get(rate)
+        if value is None:
+            value = excess(rate)
+            value = value if value == value else -1.0
+            seen[rate] = value
+        return value
 
     return checked
 
@@ -37,8 +44,8 @@ def highest_passing_rate(
     rates past `ceiling` are never tried: the last passing rate below it is returned. The result
     is stepped back until it passes, since brentq may land just beyond the crossing of a
     step-shaped attainment curve. An excess that is not a number (NaN) counts as failing, so the
-    search always ends on a finite rate."""
-    excess = _nan_fails(excess)
+    search always ends on a finite rate. Each rate is evaluated at most once."""
+    excess = _checked_once(excess)
     lo = guess if guess is not None and math.isfinite(guess) and guess > floor else floor
     lo = min(lo, max(ceiling, floor))
     if excess(lo) >= 0:

@@ -12,6 +12,7 @@ pruning off.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -29,10 +30,12 @@ from planner.deployment import (
     span_problem,
 )
 from planner.errors import PlannerError
+from planner.parallel import fork_map
 from planner.scenario import InstanceModel, Scenario, deployment_problem, unit_scenario
 from planner.strategies import Goodput, goodput
 from planner.strategies.fudg import pool_instances
 from planner.strategies.nodg import _hybrid_iterations
+from planner.strategies.predict import attach, detach
 
 
 @dataclass(frozen=True)
@@ -513,22 +516,109 @@ def _first_rate(bound: float, gpus: int) -> float | None:
     return floor * 2.0 ** math.floor(math.log2(bound / floor))
 
 
+@dataclass
+class _Visit:
+    """The state of a visit of the sorted candidates (`_visit`)."""
+
+    per: dict[str, list[Ranked]]
+    why: dict[str, str]
+    everything: list[Ranked]
+    evaluated: int = 0
+    pruned: int = 0
+
+
+def _visit(
+    cands: list[Deployment],
+    bounds: dict[Deployment, float],
+    floors: dict[Deployment, Key],
+    scen: Scenario,
+    spec: SearchSpec,
+    objective: Objective,
+    evaluate: Callable[[Deployment], Goodput],
+    progress: Callable[[int, int], None] | None = None,
+) -> _Visit:
+    """Visit the candidates in order: prune (see `plan`) or evaluate and rank each. Pruning a
+    candidate depends only on what its own strategy has kept, so a strategy's decisions are the
+    same whether its candidates are visited alone or among the others."""
+    v = _Visit({s: [] for s in spec.strategies}, {}, [])
+    for i, d in enumerate(cands):
+        if progress:
+            progress(i + 1, len(cands))
+        kept = v.per[d.strategy]
+        beaten = len(kept) >= spec.top and floors[d] >= _rank_key(kept[-1], objective)
+        # a zero bound means no goodput: evaluate it only to say why a strategy has no plan
+        hopeless = bounds[d] <= 0.0 and (bool(kept) or d.strategy in v.why)
+        if not spec.exhaustive and (beaten or hopeless):
+            v.pruned += 1
+            continue
+        g = evaluate(d)
+        v.evaluated += 1
+        r = rank(g, scen, objective)
+        if not g.feasible:
+            v.why.setdefault(d.strategy, f"{d.label()}: {g.binding}: {g.detail}")
+            continue
+        v.everything.append(r)
+        kept.append(r)
+        kept.sort(key=lambda x: _rank_key(x, objective))
+        del kept[spec.top :]
+    return v
+
+
+# what a worker of the parallel search hands back per evaluated candidate: its goodput (req/s)
+# and, when feasible, the median TPOT at it (the Pareto frontier reads it); a visit run in the
+# planner's own process keeps the Goodput objects themselves
+_Found = dict[Deployment, Goodput]
+
+
+def _strategy_goodputs(
+    cands: list[Deployment],
+    bounds: dict[Deployment, float],
+    floors: dict[Deployment, Key],
+    scen: Scenario,
+    spec: SearchSpec,
+    objective: Objective,
+) -> _Found:
+    """One strategy's visit: the goodput of each candidate it evaluates, with the median TPOT
+    that the Pareto frontier reads computed (here, in parallel with the other visits)."""
+    found: _Found = {}
+
+    def evaluate(d: Deployment) -> Goodput:
+        g = found[d] = goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
+        if g.feasible and g.prediction is not None:
+            g.prediction.tpot_s.get(50)
+        return g
+
+    _visit(cands, bounds, floors, scen, spec, objective, evaluate)
+    return found
+
+
+def _portable(found: _Found) -> _Found:
+    """A worker's goodputs made picklable (`detach`): the percentiles it did not compute are
+    computed in the planner's process if they are read."""
+    return {d: detach(g) for d, g in found.items()}
+
+
 def plan(
     scen: Scenario,
     spec: SearchSpec,
     objective: Objective,
     progress: Callable[[int, int], None] | None = None,
+    jobs: int | None = 1,
 ) -> PlanResult:
     """Evaluate every candidate and rank them per strategy. Unless `spec.exhaustive`, a candidate
     is skipped when even its `upper_bound_rate` cannot rank it above the strategy's current
     top-k (`_key_floor`), or when its bound is 0 and the strategy already has a plan or a
     reason for having none. The bound is sound, so the top-k per strategy and the reasons are
-    those of the exhaustive search (the Pareto frontier only sees evaluated candidates)."""
+    those of the exhaustive search (the Pareto frontier only sees evaluated candidates).
+
+    With `jobs` > 1 (None: the CPU count) the strategies' visits are shared between this
+    process and forked workers (`parallel.fork_map`; pruning looks only at a candidate's own
+    strategy, so each visit decides as the sequential one would); this process then visits
+    all candidates in order and takes each evaluated goodput as found, here or in a worker (a
+    worker's come `detach`ed: percentiles the worker did not compute are computed here, from
+    the same prediction made again, if read), so the result is the same to the bit for any
+    `jobs` (docs/model.md §8.2)."""
     cands = list(candidates(scen, spec))
-    per: dict[str, list[Ranked]] = {s: [] for s in spec.strategies}
-    why: dict[str, str] = {}
-    evaluated = pruned = 0
-    everything: list[Ranked] = []
     # visit the most promising first so that pruning bites early (the same order when
     # exhaustive, so that ties resolve alike)
     bounds: dict[Deployment, float] = {}
@@ -537,26 +627,26 @@ def plan(
         bounds[d] = upper_bound_rate(d, scen) / d.gpus if ok else 0.0
     floors = {d: _key_floor(d, b, scen, objective) for d, b in bounds.items()}
     cands.sort(key=lambda d: floors[d])
-    for i, d in enumerate(cands):
-        if progress:
-            progress(i + 1, len(cands))
-        kept = per[d.strategy]
-        beaten = len(kept) >= spec.top and floors[d] >= _rank_key(kept[-1], objective)
-        # a zero bound means no goodput: evaluate it only to say why a strategy has no plan
-        hopeless = bounds[d] <= 0.0 and (bool(kept) or d.strategy in why)
-        if not spec.exhaustive and (beaten or hopeless):
-            pruned += 1
-            continue
-        g = goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
-        evaluated += 1
-        r = rank(g, scen, objective)
-        if not g.feasible:
-            why.setdefault(d.strategy, f"{d.label()}: {g.binding}: {g.detail}")
-            continue
-        everything.append(r)
-        kept.append(r)
-        kept.sort(key=lambda x: _rank_key(x, objective))
-        del kept[spec.top :]
+    streams = [[d for d in cands if d.strategy == s] for s in spec.strategies]
+    streams = [c for c in streams if c]
+    found: _Found = {}
+    if len(streams) > 1 and jobs != 1:
+        # the processes take the strategies with most candidates first
+        streams.sort(key=len, reverse=True)
+        thunks = [
+            functools.partial(_strategy_goodputs, c, bounds, floors, scen, spec, objective)
+            for c in streams
+        ]
+        for part in fork_map(thunks, jobs, portable=_portable):
+            found.update(part)
+
+    def evaluate(d: Deployment) -> Goodput:
+        if d not in found:
+            return goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
+        return attach(found[d], scen)
+
+    v = _visit(cands, bounds, floors, scen, spec, objective, evaluate, progress)
+    per, why = v.per, v.why
     for s in spec.strategies:
         if per[s]:
             why.pop(s, None)
@@ -567,9 +657,9 @@ def plan(
         objective=objective,
         per_strategy=per,
         infeasible=why,
-        frontier=pareto(everything),
-        evaluated=evaluated,
-        pruned=pruned,
+        frontier=pareto(v.everything),
+        evaluated=v.evaluated,
+        pruned=v.pruned,
     )
 
 

@@ -2,7 +2,8 @@
 bandwidth, SLO tightness and arrival burstiness (the report's sensitivity section).
 
 Each table re-solves the analytical goodput (docs/model.md §7.6) of the plan's best deployment per
-strategy with one input changed, starting the root finder from the plan's goodput. The
+strategy with one input changed, starting the root finder from the plan's goodput (a variant
+equal to the plan's scenario takes the plan's goodput). The
 scenario's per-instance tables (roofline, memory, length sample) do not depend on these inputs
 and are shared, so a table costs a few goodput solves.
 """
@@ -10,6 +11,7 @@ and are shared, so a table costs a few goodput solves.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,21 +42,42 @@ def _variant(scen: Scenario, **changes: object) -> Scenario:
     return dataclasses.replace(scen, **changes)  # type: ignore[arg-type]
 
 
+def _same_inputs(a: Scenario, b: Scenario) -> bool:
+    """Whether two scenarios predict alike (same cluster, model, workload, SLO, KV policy,
+    engine and sample size): a variant equal to the plan's scenario needs no new solve."""
+    return (
+        a.cluster == b.cluster
+        and a.model == b.model
+        and a.workload == b.workload
+        and a.slo == b.slo
+        and a.kv == b.kv
+        and a.engine == b.engine
+        and a.samples == b.samples
+    )
+
+
 def _table(
     res: PlanResult, title: str, labels: list[str], variants: list[Scenario]
 ) -> SensitivityTable:
+    """Goodput per GPU of each strategy's best deployment in each variant, re-solved from the
+    plan's goodput; a variant equal to the plan's scenario takes the plan's goodput itself."""
     rows: dict[str, list[float]] = {}
     for strategy, items in res.per_strategy.items():
         if items:
-            dep, guess = items[0].deployment, items[0].goodput.rate
+            best = items[0].goodput
+            dep, guess = best.deployment, best.rate
             rows[strategy] = [
-                goodput(dep, v, guess=guess, percentiles=False).per_gpu for v in variants
+                best.per_gpu
+                if _same_inputs(v, res.scenario)
+                else goodput(dep, v, guess=guess, percentiles=False).per_gpu
+                for v in variants
             ]
     return SensitivityTable(title, labels, rows)
 
 
-def sensitivity(res: PlanResult) -> list[SensitivityTable]:
-    """Three tables: network bandwidth, SLO scale (TTFT and TPOT bounds × k), arrival CV."""
+def sensitivity_parts(res: PlanResult) -> list[Callable[[], SensitivityTable]]:
+    """The three tables of `sensitivity`, each as a callable that builds it (`pipeline` builds
+    them in parallel)."""
     scen = res.scenario
     c = scen.cluster
     bws = sorted({*BANDWIDTHS_GBIT, c.network.bandwidth_gbit})
@@ -82,7 +105,15 @@ def sensitivity(res: PlanResult) -> list[SensitivityTable]:
             with_cv,
         ),
     ]
-    return [_table(res, title, labels, [f(x) for x in xs]) for title, labels, xs, f in make]
+    return [
+        functools.partial(_table, res, title, labels, [f(x) for x in xs])
+        for title, labels, xs, f in make
+    ]
+
+
+def sensitivity(res: PlanResult) -> list[SensitivityTable]:
+    """Three tables: network bandwidth, SLO scale (TTFT and TPOT bounds × k), arrival CV."""
+    return [part() for part in sensitivity_parts(res)]
 
 
 def kv_policy_tables(res: PlanResult) -> list[SensitivityTable]:
@@ -98,8 +129,12 @@ def kv_policy_tables(res: PlanResult) -> list[SensitivityTable]:
     for strategy, items in res.per_strategy.items():
         if not items:
             continue
-        dep, guess = items[0].deployment, items[0].goodput.rate
-        gs = [goodput(dep, v, guess=guess, percentiles=False) for v in variants]
+        best = items[0].goodput
+        dep, guess = best.deployment, best.rate
+        gs = [
+            best if _same_inputs(v, base) else goodput(dep, v, guess=guess, percentiles=False)
+            for v in variants
+        ]
         good[strategy] = [g.per_gpu for g in gs]
         ims = [v.instance(dep.dtp, dep.dpp) for v in variants]
         limit[strategy] = [im.kv_batch_limit for im in ims]

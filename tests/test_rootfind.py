@@ -42,3 +42,15 @@ def test_finds_the_crossing_of_a_decreasing_function(
         lambda r: 1.0 - r / root, floor=0.01, guess=guess, growth=growth, rel_tol=1e-4
     )
     assert r == pytest.approx(root, rel=1e-3)
+
+
+def test_each_rate_is_evaluated_once() -> None:
+    """The final check re-reads brentq's answer instead of evaluating it again."""
+    calls: list[float] = []
+
+    def excess(r: float) -> float:
+        calls.append(r)
+        return 5.0 - r
+
+    highest_passing_rate(excess, floor=0.01, guess=1.0, rel_tol=1e-6)
+    assert len(calls) == len(set(calls))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,42 @@ def test_plan_confirm_adds_simulation_section(tmp_path: Path) -> None:
     text = out.read_text()
     assert "## Simulation check" in text
     assert "simulated/GPU (95% CI)" in text
+
+
+def test_simulate_jobs_give_byte_identical_json(tmp_path: Path) -> None:
+    """docs/model.md §10.7: the seeds' goodput searches and the runs at given rates are spread
+    over --jobs processes with the same results (seeded, assembled in submission order)."""
+    plan = tmp_path / "p.yaml"
+    plan.write_text(
+        "cluster: {gpu: l20, nodes: 1, gpus_per_node: 4, network: {bandwidth_gbit: 10}}\n"
+        "model: llama-3.1-8b\nworkload: {preset: alpaca}\n"
+        "deployments: [{strategy: vllm, tp: 1, instances: 4}, "
+        "{strategy: distserve, tp: 1, instances: 2, decode_instances: 2}]\n"
+    )
+    outs = {}
+    for jobs in ("1", "2"):
+        args = ["simulate", str(plan), "--requests", "200", "--seeds", "2", "--format", "json"]
+        res = runner.invoke(app, [*args, "--jobs", jobs])
+        assert res.exit_code == 0, res.output
+        outs[jobs] = res.output
+    assert outs["1"] == outs["2"]
+    assert len(json.loads(outs["1"])["goodput"]) == 2
+
+
+@pytest.mark.parametrize(("model", "tp", "pp"), [("codellama-34b", 2, 2), ("llama-3.1-8b", 1, 1)])
+def test_decode_s_fast_path_is_the_composed_formula(model: str, tp: int, pp: int) -> None:
+    """`IterationTimer.decode_s` caches per-batch parts and inlines the attention lookup: the
+    same value to the bit as tokens + head + `decode_attention_s` of a micro-batch."""
+    gpu = catalog.load_gpu("l20")
+    timer = IterationTimer(InstancePerf(catalog.load_model(model), gpu, gpu.intra_node, tp, pp))
+    rng = np.random.default_rng(3)
+    for b, kv in zip(rng.integers(0, 600, 300), rng.uniform(0.0, 4e6, 300), strict=True):
+        batch = int(b)
+        micro = -(-max(batch, 1) // pp)
+        g = timer.graphed(micro)
+        want = (
+            timer.tokens_s(micro, g)
+            + timer.head_s(micro, g)
+            + timer.decode_attention_s(float(kv) * micro / max(batch, 1), micro, g)
+        )
+        assert timer.decode_s(batch, float(kv)) == want

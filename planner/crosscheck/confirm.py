@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from planner.search import PlanResult, Ranked
-from planner.simulate.goodput import DEFAULT_SEEDS, SimGoodput, sim_goodput
+from planner.simulate.goodput import DEFAULT_SEEDS, GoodputTask, SimGoodput, sim_goodputs
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,11 @@ def confirm(
     top: int = 1,
     seeds: Sequence[int] = DEFAULT_SEEDS,
     progress: Callable[[], None] | None = None,
+    jobs: int | None = 1,
 ) -> list[Confirmation]:
     """Simulated goodput (over `seeds`) of each strategy's top candidates, starting the search
-    at the analytical goodput."""
-    out = []
-    for r in to_confirm(res, top):
-        g = r.goodput
-        sim = sim_goodput(g.deployment, res.scenario, guess=g.rate, seeds=seeds, progress=progress)
-        out.append(Confirmation(r, sim))
-    return out
+    at the analytical goodput, in `jobs` processes (same results for any `jobs`)."""
+    ranked = to_confirm(res, top)
+    tasks = [GoodputTask(r.goodput.deployment, r.goodput.rate, tuple(seeds)) for r in ranked]
+    sims = sim_goodputs(res.scenario, tasks, jobs=jobs, progress=progress)
+    return [Confirmation(r, sim) for r, sim in zip(ranked, sims, strict=True)]

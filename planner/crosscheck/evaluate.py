@@ -8,9 +8,14 @@ from dataclasses import dataclass
 
 from planner.deployment import Deployment
 from planner.scenario import Scenario
-from planner.simulate.goodput import SimGoodput, default_requests, sim_goodput
+from planner.simulate.goodput import (
+    GoodputTask,
+    SimGoodput,
+    default_requests,
+    sim_goodputs,
+    simulate_many,
+)
 from planner.simulate.results import SimResult
-from planner.simulate.run import simulate
 from planner.strategies import Goodput, goodput
 
 
@@ -40,22 +45,24 @@ def simulate_deployments(
     seeds: Sequence[int],
     requests: int | None = None,
     progress: Callable[[], None] | None = None,
+    jobs: int | None = 1,
 ) -> SimReport:
     """With rates: one simulation (first seed) per deployment and rate. Without: simulated
-    goodput over the seeds, searched from the analytical goodput, and a run at it."""
-    runs: list[SimRun] = []
-    comps: list[SimComparison] = []
-    for dep in deployments:
-        n = requests or default_requests(dep)
-        if rates:
-            for r in rates:
-                runs.append(SimRun(dep, simulate(dep, scen, r, requests=n, seed=seeds[0])))
-                if progress is not None:
-                    progress()
-            continue
-        ana = goodput(dep, scen)
-        sim = sim_goodput(dep, scen, guess=ana.rate, seeds=seeds, requests=n, progress=progress)
-        comps.append(SimComparison(ana, sim))
-        if sim.at_rate is not None:
-            runs.append(SimRun(dep, sim.at_rate))
+    goodput over the seeds, searched from the analytical goodput, and a run at it. The
+    simulations run in `jobs` processes (`simulate.goodput.sim_goodputs`); the report is the
+    same for any `jobs`."""
+    if rates:
+        todo = [
+            (d, r, requests or default_requests(d), seeds[0]) for d in deployments for r in rates
+        ]
+        results = simulate_many(scen, todo, jobs=jobs, progress=progress)
+        return SimReport([SimRun(d, res) for (d, *_), res in zip(todo, results, strict=True)], [])
+    analytical = [goodput(dep, scen) for dep in deployments]
+    tasks = [
+        GoodputTask(dep, ana.rate, tuple(seeds), requests or default_requests(dep))
+        for dep, ana in zip(deployments, analytical, strict=True)
+    ]
+    sims = sim_goodputs(scen, tasks, jobs=jobs, progress=progress)
+    comps = [SimComparison(a, s) for a, s in zip(analytical, sims, strict=True)]
+    runs = [SimRun(s.deployment, s.at_rate) for s in sims if s.at_rate is not None]
     return SimReport(runs, comps)

@@ -55,6 +55,10 @@ class IterationTimer:
     _head: dict[bool, _Table] = field(init=False, repr=False)
     _kv_log_step: float = field(init=False, repr=False)
     _kv_s: list[float] = field(init=False, repr=False)
+    _kv_x: list[float] = field(init=False, repr=False)
+    _decode_consts: dict[int, tuple[int, float, float, bool, float]] = field(init=False, repr=False)
+    _sliding: bool = field(init=False, repr=False)
+    _layers: int = field(init=False, repr=False)
     _launch: dict[bool, float] = field(init=False, repr=False)
     _kernel_fixed_s: float = field(init=False, repr=False)
     _fixed_per_seq_s: float = field(init=False, repr=False)
@@ -83,6 +87,11 @@ class IterationTimer:
         self._kv_log_step = top / (KV_GRID_POINTS - 1)
         x = np.exp(np.arange(KV_GRID_POINTS) * self._kv_log_step)
         self._kv_s = p.decode_attention_busy_s(x).total_s.astype(float).tolist()
+        # the grid points as math.exp gives them (what `_kv_busy_s` computed per call)
+        self._kv_x = [math.exp(i * self._kv_log_step) for i in range(KV_GRID_POINTS)]
+        self._decode_consts = {}
+        self._sliding = p.model.sliding_window is not None
+        self._layers = p.model.num_layers
         g, m = p.gpu, p.model
         self._launch = {b: launch_floor_s(g, b) for b in (False, True)}
         self._kernel_fixed_s = g.kernel_fixed_s
@@ -125,9 +134,8 @@ class IterationTimer:
             return 0.0
         u = math.log(kv_tokens) / self._kv_log_step
         i = min(int(u), KV_GRID_POINTS - 2)
-        x0 = math.exp(i * self._kv_log_step)
-        x1 = math.exp((i + 1) * self._kv_log_step)
-        w = (kv_tokens - x0) / (x1 - x0)
+        x0 = self._kv_x[i]
+        w = (kv_tokens - x0) / (self._kv_x[i + 1] - x0)
         return self._kv_s[i] + w * (self._kv_s[i + 1] - self._kv_s[i])
 
     def decode_attention_s(self, kv_tokens: float, micro: int = 1, graphed: bool = True) -> float:
@@ -197,16 +205,32 @@ class IterationTimer:
 
     def decode_s(self, batch: int, kv_tokens: float) -> float:
         """One decode iteration of `batch` requests reading `kv_tokens` KV tokens in all; with
-        pp stages the batch runs as pp micro-batches (as `InstancePerf.decode_step`)."""
-        pp = self.perf.pp
-        micro = -(-max(batch, 1) // pp)
+        pp stages the batch runs as pp micro-batches (as `InstancePerf.decode_step`). The
+        simulator's hottest call: the per-batch parts (micro-batch, its GEMM and head times,
+        the per-sequence kernel time) are kept per batch size, and the attention is inlined
+        with the same operations in the same order as `decode_attention_s`, so the result is
+        the same to the bit."""
+        c = self._decode_consts.get(batch)
+        if c is None:
+            micro = -(-max(batch, 1) // self.perf.pp)
+            g = self.graphed(micro)
+            fixed = micro * self._fixed_per_seq_s
+            c = (micro, self.tokens_s(micro, g) + self.head_s(micro, g), self._launch[g], g, fixed)
+            self._decode_consts[batch] = c
+        micro, base_s, launch_s, graphed, fixed_s = c
         per_micro = kv_tokens * micro / max(batch, 1)
-        g = self.graphed(micro)
-        return (
-            self.tokens_s(micro, g)
-            + self.head_s(micro, g)
-            + self.decode_attention_s(per_micro, micro, g)
-        )
+        if self._sliding:
+            return base_s + self.decode_attention_s(per_micro, micro, graphed)
+        # `_kv_busy_s` inlined
+        if per_micro < 1.0:
+            kv_s = 0.0
+        else:
+            i = min(int(math.log(per_micro) / self._kv_log_step), KV_GRID_POINTS - 2)
+            x0 = self._kv_x[i]
+            w = (per_micro - x0) / (self._kv_x[i + 1] - x0)
+            kv_s = self._kv_s[i] + w * (self._kv_s[i + 1] - self._kv_s[i])
+        busy = kv_s + self._kernel_fixed_s + fixed_s
+        return base_s + max(busy, launch_s) * self._layers
 
     @property
     def hybrid_chunk_share(self) -> float:

@@ -6,12 +6,13 @@ a chart is drawn."""
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from planner.compare import Comparison
-from planner.pipeline import ScaleOutcome
-from planner.search import PlanResult
-from planner.sensitivity import SensitivityTable
+if TYPE_CHECKING:
+    from planner.compare import Comparison
+    from planner.pipeline import ScaleOutcome
+    from planner.search import PlanResult
+    from planner.sensitivity import SensitivityTable
 
 
 def _pyplot() -> Any | None:

@@ -8,26 +8,28 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from planner.compare import Comparison
-from planner.crosscheck.evaluate import SimReport
-from planner.deployment import Deployment
-from planner.ecoserve_paper import PaperComparison
-from planner.estimate import EstimateGrid, EstimateRow
-from planner.evaluate import Evaluation
 from planner.hardware import GPU
-from planner.model import ModelSpec
-from planner.perf import PhaseTime
-from planner.perf.calibrate import Calibration, ErrorSummary
-from planner.pipeline import PlanOutcome, ScaleOutcome
-from planner.report.launch import LaunchInput
-from planner.scenario import Scenario
-from planner.search import Ranked
-from planner.sensitivity import SensitivityTable
-from planner.simulate.results import SimResult
-from planner.strategies import Prediction
 from planner.units import GIB
+
+if TYPE_CHECKING:
+    from planner.compare import Comparison
+    from planner.crosscheck.evaluate import SimReport
+    from planner.deployment import Deployment
+    from planner.ecoserve_paper import PaperComparison
+    from planner.estimate import EstimateGrid, EstimateRow
+    from planner.evaluate import Evaluation
+    from planner.model import ModelSpec
+    from planner.perf import PhaseTime
+    from planner.perf.calibrate import Calibration, ErrorSummary
+    from planner.pipeline import PlanOutcome, ScaleOutcome
+    from planner.report.launch import LaunchInput
+    from planner.scenario import Scenario
+    from planner.search import Ranked
+    from planner.sensitivity import SensitivityTable
+    from planner.simulate.results import SimResult
+    from planner.strategies import Prediction
 
 SCHEMA_VERSION = 1
 

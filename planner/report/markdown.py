@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from planner.crosscheck.confirm import Confirmation
 from planner.deployment import FAMILY, MEANING, STRATEGIES, strategy_title
-from planner.ecoserve_paper import PAPER, PAPER_RATIO, PaperComparison
-from planner.hardware import Cluster
-from planner.pipeline import PlanOutcome, ScaleOutcome
-from planner.scaling import ScaleStep
-from planner.scenario import Scenario
-from planner.search import Ranked
-from planner.sensitivity import SensitivityTable
+from planner.ecoserve_paper import PAPER, PAPER_RATIO
+
+if TYPE_CHECKING:
+    from planner.crosscheck.confirm import Confirmation
+    from planner.ecoserve_paper import PaperComparison
+    from planner.hardware import Cluster
+    from planner.pipeline import PlanOutcome, ScaleOutcome
+    from planner.scaling import ScaleStep
+    from planner.scenario import Scenario
+    from planner.search import Ranked
+    from planner.sensitivity import SensitivityTable
 
 
 def _ms(x: float) -> str:

@@ -4,24 +4,27 @@ these return; the same objects also render as JSON (json_doc.py) and markdown (m
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from planner.compare import Comparison
-from planner.crosscheck.evaluate import SimReport
 from planner.deployment import strategy_title
-from planner.estimate import Estimate, EstimateGrid
-from planner.evaluate import Evaluation
-from planner.hardware import GPU
-from planner.model import ModelSpec
-from planner.perf.calibrate import Calibration, ErrorSummary, summary_label
-from planner.pipeline import PlanOutcome, ScaleOutcome
-from planner.report.launch import PLACEHOLDER, LaunchInput
 from planner.report.markdown import MITOSIS_COLUMNS, mitosis_cells
-from planner.scenario import Scenario
 from planner.units import GIB
+
+if TYPE_CHECKING:
+    from planner.compare import Comparison
+    from planner.crosscheck.evaluate import SimReport
+    from planner.estimate import Estimate, EstimateGrid
+    from planner.evaluate import Evaluation
+    from planner.hardware import GPU
+    from planner.model import ModelSpec
+    from planner.perf.calibrate import Calibration, ErrorSummary
+    from planner.pipeline import PlanOutcome, ScaleOutcome
+    from planner.report.launch import LaunchInput
+    from planner.scenario import Scenario
 
 
 def _table(title: str, columns: list[str], right_from: int = 99) -> Table:
@@ -350,6 +353,8 @@ def scaling(o: ScaleOutcome) -> list[RenderableType]:
 
 
 def _error_row(t: Table, e: ErrorSummary) -> None:
+    from planner.perf.calibrate import summary_label
+
     t.add_row(
         summary_label(e),
         str(e.rows),
@@ -363,6 +368,7 @@ def _error_row(t: Table, e: ErrorSummary) -> None:
 def calibration(cal: Calibration, out: str) -> list[RenderableType]:
     """`ecoplan calibrate`: each candidate parameter (fitted, or kept and why), the fit error
     per phase and per TP degree, and where the profile went."""
+
     p = _table(
         f"{cal.gpu.name}: {cal.base.name} calibrated to {len(cal.rows)} rows of {cal.source} "
         f"(engine {cal.engine})",
@@ -470,6 +476,8 @@ def comparison(cmp: Comparison, chart: str | None = None) -> list[RenderableType
 
 def launch(inp: LaunchInput, directory: str, files: list[str]) -> list[RenderableType]:
     """The launch files written, and what to read next."""
+    from planner.report.launch import PLACEHOLDER
+
     dep = inp.deployment
     lines = [
         f"launch files for {dep.strategy} {dep.label()} of {inp.model} "
