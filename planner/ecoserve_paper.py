@@ -62,12 +62,27 @@ def paper_deployments(scen: Scenario) -> dict[str, list[Deployment]]:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """A deployment's goodput per GPU and what binds it: plain values, so that the comparison
+    crosses process boundaries (it is built in a forked worker, docs/model.md §9.5)."""
+
+    deployment: Deployment
+    per_gpu: float
+    binding: str
+    detail: str
+
+    @classmethod
+    def of(cls, g: Goodput | None) -> Outcome | None:
+        return None if g is None else cls(g.deployment, g.per_gpu, g.binding, g.detail)
+
+
+@dataclass(frozen=True)
 class StrategyView:
     """One strategy's figures for the comparison."""
 
     strategy: str
-    best: Goodput | None  # the plan's best deployment of this strategy
-    at_paper_shape: Goodput | None  # the best at the paper's shape (None: it does not fit)
+    best: Outcome | None  # the plan's best deployment of this strategy
+    at_paper_shape: Outcome | None  # the best at the paper's shape (None: it does not fit)
     kv_bytes_per_request: float = 0.0  # FuDG
     kv_transfer_s: float = 0.0  # FuDG: mean transfer time on an idle link
     link_utilisation: float = 0.0  # FuDG: at the best deployment's goodput
@@ -134,7 +149,7 @@ def compare_with_paper(res: PlanResult) -> PaperComparison | None:
                     else c.link.p2p_bandwidth_bytes_s
                 )
                 kv_s = kv_b / bw
-        views[s] = StrategyView(s, best, shaped, kv_b, kv_s, link_u, pre_u)
+        views[s] = StrategyView(s, Outcome.of(best), Outcome.of(shaped), kv_b, kv_s, link_u, pre_u)
     shaped_rank = sorted(
         ((v.at_paper_shape.per_gpu, s) for s, v in views.items() if v.at_paper_shape),
         reverse=True,

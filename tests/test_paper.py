@@ -3,6 +3,8 @@ the figures it reads from the plan, and the section's structure."""
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from planner import search
@@ -56,6 +58,7 @@ def test_comparison_reads_the_plan(eco_plan: tuple[Scenario, search.PlanResult])
         if FAMILY[s] == "FuDG" and v.best is not None:
             per_req = scen.model.kv_bytes_per_sequence(scen.sample()[0]).mean()
             assert v.kv_bytes_per_request == pytest.approx(float(per_req))
+    pickle.loads(pickle.dumps(cmp))  # built in a forked worker: plain values only
     assert 0.0 <= cmp.allreduce_share_prefill <= 1.0
     assert 0.0 <= cmp.allreduce_share_decode <= 1.0
 
