@@ -39,25 +39,36 @@ def paper_tp(scen: Scenario) -> int:
     return min(tp, scen.cluster.gpus_per_node)
 
 
+PAPER_NODES = 4  # the paper's headline cluster: 4 nodes × 8 L20 = 32 GPUs
+
+
 def paper_deployments(scen: Scenario) -> dict[str, list[Deployment]]:
-    """Each strategy's deployments at the paper's shape: every GPU of the cluster in TP-t
-    instances (PP 1); FuDG at every P:D split of those instances; EcoServe with one macro
-    instance of all of them and the window at the TTFT SLO (its default); Sarathi at the
-    engine's token budget."""
+    """Each strategy's deployments at the paper's shape, TP t instances (PP 1) on units of the
+    paper's size — the largest divisor of the node count up to its 4 nodes — replicated over
+    the cluster: NoDG with every unit's instances, EcoServe with one macro instance per unit and
+    the window at the TTFT SLO (its default), Sarathi at the engine's token budget, FuDG at every
+    P:D split of a unit's instances. (At 32 GPUs that is the paper's deployment; on a larger
+    cluster the paper's unit replicated, which keeps FuDG's P:D splits to a handful.)"""
     tp = paper_tp(scen)
-    n = scen.cluster.total_gpus // tp
+    c = scen.cluster
+    unit_nodes = max(k for k in range(1, min(c.nodes, PAPER_NODES) + 1) if c.nodes % k == 0)
+    replicas = c.nodes // unit_nodes
+    n = unit_nodes * c.gpus_per_node // tp  # instances per unit
     if n < 1:
         return {}
     budget = scen.engine.limits(
-        scen.cluster.gpu.name, scen.cluster.gpu.memory_gib, scen.model.max_context, True
+        c.gpu.name, c.gpu.memory_gib, scen.model.max_context, True
     ).max_num_batched_tokens
     out: dict[str, list[Deployment]] = {
-        "vllm": [Deployment("vllm", tp=tp, instances=n)],
-        "sarathi": [Deployment("sarathi", tp=tp, instances=n, chunk_tokens=budget)],
-        "ecoserve": [Deployment("ecoserve", tp=tp, instances=n, macro_size=n)],
+        "vllm": [Deployment("vllm", tp=tp, instances=n * replicas)],
+        "sarathi": [Deployment("sarathi", tp=tp, instances=n * replicas, chunk_tokens=budget)],
+        "ecoserve": [Deployment("ecoserve", tp=tp, instances=n * replicas, macro_size=n)],
     }
     for s in ("distserve", "mooncake"):
-        out[s] = [Deployment(s, tp=tp, instances=p, decode_instances=n - p) for p in range(1, n)]
+        out[s] = [
+            Deployment(s, tp=tp, instances=p, decode_instances=n - p, replicas=replicas)
+            for p in range(1, n)
+        ]
     return out
 
 

@@ -3,6 +3,7 @@ the figures it reads from the plan, and the section's structure."""
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import pytest
@@ -40,8 +41,23 @@ def test_paper_deployments_use_every_gpu(eco_plan: tuple[Scenario, search.PlanRe
     assert set(deps) == set(FAMILY)
     for items in deps.values():
         assert all(d.gpus == scen.cluster.total_gpus and d.tp == 4 and d.pp == 1 for d in items)
+        assert all(d.replicas == 1 for d in items)  # 32 GPUs: the paper's own cluster
     assert len(deps["mooncake"]) == n - 1  # every P:D split of the n instances
     assert deps["ecoserve"][0].macro_size == n
+
+
+def test_paper_unit_is_replicated_on_larger_clusters(
+    eco_plan: tuple[Scenario, search.PlanResult],
+) -> None:
+    scen, _ = eco_plan
+    big = dataclasses.replace(
+        scen, cluster=scen.cluster.model_copy(update={"nodes": 12}), _instances={}, _units={}
+    )
+    deps = paper_deployments(big)
+    for items in deps.values():
+        assert all(d.gpus == 96 for d in items)
+    assert all(d.replicas == 3 for d in deps["mooncake"]) and len(deps["mooncake"]) == 7
+    assert deps["ecoserve"][0].macro_size == 8 and deps["ecoserve"][0].instances == 24
 
 
 def test_comparison_reads_the_plan(eco_plan: tuple[Scenario, search.PlanResult]) -> None:

@@ -145,6 +145,11 @@ def vllm(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstable:
     return vllm_instance(im, rate / dep.instances, ca2)
 
 
+# chunk sizes at which a Sarathi hybrid iteration is timed, per decode batch (one prompt to the
+# full room): the typical chunk of each rate is interpolated on them (docs/model.md §7.3)
+HYBRID_GRID = 17
+
+
 def _hybrid_iterations(
     im: InstanceModel, budget_tokens: int, token_rate: float
 ) -> tuple[np.ndarray, ...]:
@@ -160,7 +165,9 @@ def _hybrid_iterations(
     itself, since t_c is convex rather than linear in c. A chunk re-reads its prompt's prefix KV:
     the token-weighted mean prefix E[I²]/(2E[I]) less c/2 (with a prefix cache, over the
     computed tokens: `InstanceModel.chunk_prefix_tokens`). The rate-independent parts are
-    computed once per instance and budget.
+    computed once per instance and budget, including the step time at HYBRID_GRID chunk sizes
+    from one prompt to the full room, on which t_c is interpolated linearly (t_c is smooth and
+    convex in c, so the chord error is a small fraction of a grid step's change).
     """
     mean_in = float(im.prefill_tokens.mean())
     half_prompt = im.chunk_prefix_tokens
@@ -174,18 +181,32 @@ def _hybrid_iterations(
     if budget_tokens not in im.hybrid_tables:
         room = np.maximum(budget_tokens - batch, 0.0)
         one = np.minimum(room, mean_in)
-        t_one, t_full = step_s(one), step_s(room)
+        # the step time at HYBRID_GRID chunk sizes from one prompt to the full room, per batch
+        frac = np.linspace(0.0, 1.0, HYBRID_GRID)
+        chunks = one[:, None] + frac[None, :] * (room - one)[:, None]
+        times = np.stack([step_s(chunks[:, j]) for j in range(HYBRID_GRID)], axis=1)
+        t_one, t_full = times[:, 0], times[:, -1]
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = np.where(room > one, (t_full - t_one) / (room - one), 0.0)
-        im.hybrid_tables[budget_tokens] = (room, one, t_one, t_full, slope)
-    room, one, t_one, t_full, slope = im.hybrid_tables[budget_tokens]
+        im.hybrid_tables[budget_tokens] = (room, one, t_one, t_full, slope, times)
+    room, one, t_one, t_full, slope, times = im.hybrid_tables[budget_tokens]
+
+    def step_at(chunk: np.ndarray) -> np.ndarray:
+        """The tabulated step time at `chunk` prompt tokens (linear between grid points)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pos = np.where(room > one, (chunk - one) / (room - one), 0.0) * (HYBRID_GRID - 1)
+        j = np.clip(np.floor(pos).astype(int), 0, HYBRID_GRID - 2)
+        w = np.clip(pos - j, 0.0, 1.0)
+        rows = np.arange(times.shape[0])
+        return np.asarray(times[rows, j] * (1.0 - w) + times[rows, j + 1] * w, dtype=float)
+
     pull = token_rate * slope
     with np.errstate(divide="ignore", invalid="ignore"):
         fixed = token_rate * (t_one - slope * one) / (1.0 - pull)
     chunk = np.where(pull < 1.0, np.clip(fixed, one, room), room)
     for _ in range(2):  # the step time is convex in c, not linear: refine on the curve itself
-        chunk = np.where(pull < 1.0, np.clip(token_rate * step_s(chunk), one, room), room)
-    return batch, room, t_full, chunk, step_s(chunk)
+        chunk = np.where(pull < 1.0, np.clip(token_rate * step_at(chunk), one, room), room)
+    return batch, room, t_full, chunk, step_at(chunk)
 
 
 @dataclass(frozen=True)
