@@ -54,3 +54,27 @@ def test_each_rate_is_evaluated_once() -> None:
 
     highest_passing_rate(excess, floor=0.01, guess=1.0, rel_tol=1e-6)
     assert len(calls) == len(set(calls))
+
+
+def test_first_step_brackets_a_close_guess_in_fewer_evaluations() -> None:
+    """A guess 5% below the answer: ×1.1 brackets it at once (×1.5 overshoots by 43%), and both
+    land on the same rate within the tolerance."""
+    calls: list[float] = []
+
+    def excess(rate: float) -> float:
+        calls.append(rate)
+        return 10.5 - rate
+
+    plain = highest_passing_rate(excess, floor=0.01, guess=10.0, growth=1.5, rel_tol=1e-2)
+    n_plain = len(calls)
+    calls.clear()
+    near = highest_passing_rate(
+        excess, floor=0.01, guess=10.0, growth=1.5, rel_tol=1e-2, first_step=1.1
+    )
+    assert calls[1] == pytest.approx(11.0)  # the first move is ×1.1
+    assert near == pytest.approx(plain, rel=2e-2) and near <= 10.5
+    assert len(calls) <= n_plain
+    # far from the answer the moves grow (1.1, 1.21, 1.46, then ×1.5 steps) and still bracket it
+    assert highest_passing_rate(
+        lambda r: 100.0 - r, floor=0.01, guess=1.0, growth=1.5, rel_tol=1e-3, first_step=1.1
+    ) == pytest.approx(100.0, rel=2e-3)

@@ -275,6 +275,8 @@ class Instance:
 
     def _join(self, now: float) -> None:
         """Requests whose prefill (or KV transfer) is done join the decode batch."""
+        if not self.ready or self.ready[0][0] > now:
+            return
         req = self.requests
         while self.ready and self.ready[0][0] <= now:
             _, rid = self.ready[0]
@@ -342,8 +344,12 @@ class Instance:
         """Would the next step's new tokens not fit? Requests inside their reservation use it;
         the others grow on demand; and every new token needs physical room."""
         cap = self.kv_capacity_tokens
-        beyond = self.n_run - self.n_within
-        return self.kv_committed() + beyond > cap or self.kv_used + self.n_run > cap
+        n = self.n_run
+        used = self.sum_prompt_run + n * self.k - self.sum_k0 + self.kv_static  # `kv_used`
+        if used + n > cap:
+            return True
+        committed = used + self.reserve_extra * (1.0 - self.lend_share)  # `kv_committed()`
+        return committed + (n - self.n_within) > cap
 
     def _make_room(self) -> bool:
         """The next step adds a token per decoding request; while it would not fit, preempt

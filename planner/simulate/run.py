@@ -72,7 +72,8 @@ class _Loop:
             return
         end = inst.start(now)
         if end is not None:
-            self.push(end, _END, i)
+            self.seq += 1
+            heapq.heappush(self.heap, (end, self.seq, _END, i, 0))  # `push(end, _END, i)`
             return
         due = inst.next_ready_s()
         if due is not None and due > now:
@@ -84,16 +85,17 @@ class _Loop:
             inst.window_s = (arrivals[win.start], arrivals[win.stop - 1])
         n = len(arrivals)
         nxt = 0
-        heap = self.heap
+        heap, pop, insts, kick = self.heap, heapq.heappop, self.instances, self.kick
+        after = self.after_iteration
         while True:
             t_arr = arrivals[nxt] if nxt < n else math.inf
             if heap and heap[0][0] <= t_arr:
-                t, _, kind, a, bc = heapq.heappop(heap)
+                t, _, kind, a, bc = pop(heap)
                 if kind == _END:
-                    self.instances[a].complete(t)
-                    if self.after_iteration is not None:
-                        self.after_iteration(a, t)
-                    self.kick(a, t)
+                    insts[a].complete(t)
+                    if after is not None:
+                        after(a, t)
+                    kick(a, t)
                 elif kind == _WAKE:
                     self.kick(a, t)
                 else:
