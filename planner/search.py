@@ -215,7 +215,7 @@ def _sarathi_rate(im: InstanceModel, scen: Scenario, budget: int) -> float:
     needs = _needs(scen, im)
     slo = scen.slo
     _hybrid_iterations(im, budget, 0.0)  # the rate-independent tables, cached on `im`
-    room, _one, t_one, t_full, _slope, _times = im.hybrid_tables[budget]
+    room, _one, t_one, t_full, _slope = im.hybrid_tables[budget]
     b = np.arange(1, room.size, dtype=float)
     room, t_one, t_full = room[1:], t_one[1:], t_full[1:]
     t_d = im.step_s[1 : room.size + 1]

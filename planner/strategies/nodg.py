@@ -181,15 +181,21 @@ def _hybrid_iterations(
     if budget_tokens not in im.hybrid_tables:
         room = np.maximum(budget_tokens - batch, 0.0)
         one = np.minimum(room, mean_in)
+        t_one, t_full = step_s(one), step_s(room)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(room > one, (t_full - t_one) / (room - one), 0.0)
+        im.hybrid_tables[budget_tokens] = (room, one, t_one, t_full, slope)
+    room, one, t_one, t_full, slope = im.hybrid_tables[budget_tokens]
+    if token_rate <= 0.0:  # the search's bound needs only the end points
+        return batch, room, t_full, one, t_one
+    key = -budget_tokens  # the grid between them, built when a model first needs it
+    if key not in im.hybrid_tables:
         # the step time at HYBRID_GRID chunk sizes from one prompt to the full room, per batch
         frac = np.linspace(0.0, 1.0, HYBRID_GRID)
         chunks = one[:, None] + frac[None, :] * (room - one)[:, None]
-        times = np.stack([step_s(chunks[:, j]) for j in range(HYBRID_GRID)], axis=1)
-        t_one, t_full = times[:, 0], times[:, -1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slope = np.where(room > one, (t_full - t_one) / (room - one), 0.0)
-        im.hybrid_tables[budget_tokens] = (room, one, t_one, t_full, slope, times)
-    room, one, t_one, t_full, slope, times = im.hybrid_tables[budget_tokens]
+        inner = [step_s(chunks[:, j]) for j in range(1, HYBRID_GRID - 1)]
+        im.hybrid_tables[key] = (np.stack([t_one, *inner, t_full], axis=1),)
+    (times,) = im.hybrid_tables[key]
 
     def step_at(chunk: np.ndarray) -> np.ndarray:
         """The tabulated step time at `chunk` prompt tokens (linear between grid points)."""
