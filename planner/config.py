@@ -388,7 +388,8 @@ class SearchSpec(_Strict):
         default=None,
         max_length=MAX_LIST,
         description="EcoServe instances per macro instance to try (1..262,144 each); default "
-        "(null): every divisor of the instance count from 2 up",
+        "(null): every divisor of the instance count from 2 to 16 (EcoServe's mitosis splits "
+        "macro instances past 11)",
     )
     window_fractions: list[float] = Field(
         default_factory=lambda: [0.1, 0.25, 0.5, 1.0],

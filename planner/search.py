@@ -352,6 +352,12 @@ def candidates(scen: Scenario, spec: SearchSpec) -> Iterator[Deployment]:
         yield from _colocated_candidates(strategy, scen, spec, sh, c.total_gpus)
 
 
+# the largest macro instance the search tries by default: EcoServe's mitosis splits a macro
+# instance past N_u = 11 instances (arXiv 2504.18154, §5; its goodput flattens near 11), so 16,
+# the first power of two beyond it, bounds what EcoServe itself would run (docs/model.md §8.1)
+MAX_MACRO_SIZE = 16
+
+
 def _colocated_candidates(
     strategy: StrategyName,
     scen: Scenario,
@@ -376,7 +382,7 @@ def _colocated_candidates(
             for ch in spec.chunk_tokens:
                 yield Deployment("sarathi", tp=tp, pp=pp, instances=n, chunk_tokens=ch)
         elif strategy == "ecoserve":
-            sizes = spec.macro_sizes or [d for d in _divisors(n) if d >= 2]
+            sizes = spec.macro_sizes or [d for d in _divisors(n) if 2 <= d <= MAX_MACRO_SIZE]
             for m in sizes:
                 if n % m:
                     continue
