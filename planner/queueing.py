@@ -116,6 +116,52 @@ def gamma_cdf_wilson_hilferty(ratio: np.ndarray, shape: np.ndarray) -> np.ndarra
     return special.ndtr(z)
 
 
+class CompoundGamma:
+    """The moment-matched Gamma of a compound sum (shape mean²/var, scale var/mean; docs/model.md
+    §6.3) with everything that does not depend on x computed once: a strategy model's CDF is
+    evaluated at many x (SLO bounds, percentile searches) for the same moments. `cdf(x)` is
+    `compound_cdf(x, mean, var)`."""
+
+    def __init__(self, mean: np.ndarray, var: np.ndarray) -> None:
+        self.mean = np.asarray(mean, dtype=float)
+        var = np.maximum(np.asarray(var, dtype=float), 1e-300)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            self.shape = self.mean**2 / var
+            self.inv_mean = 1.0 / np.maximum(self.mean, 1e-300)
+            self.c = 1.0 / (9.0 * self.shape)  # Wilson–Hilferty: (G/μ)^⅓ ~ N(1 − c, c)
+            self.offset = self.c - 1.0
+            self.inv_sd = 1.0 / np.sqrt(self.c)
+        self.exact = self.shape < WILSON_HILFERTY_MIN_SHAPE
+        self.any_exact = bool(self.exact.any())
+        self.point = np.isinf(self.shape)  # zero variance: a point mass at the mean
+        self.any_point = bool(self.point.any())
+        self.empty = self.mean <= 0.0
+        self.any_empty = bool(self.empty.any())
+
+    def cdf(self, x: np.ndarray | float) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio = np.maximum(x, 0.0) * self.inv_mean
+            z = np.cbrt(ratio)
+            z += self.offset
+            z *= self.inv_sd
+            out = np.array(special.ndtr(z), dtype=float, ndmin=0)
+            if self.any_exact:
+                exact = np.broadcast_to(self.exact, out.shape)
+                k = np.broadcast_to(self.shape, out.shape)[exact]
+                out[exact] = special.gammainc(k, ratio[exact] * k)
+            if self.any_point:
+                point = np.broadcast_to(self.point, out.shape)
+                out[point] = np.where(ratio[point] >= 1.0, 1.0, 0.0)
+        # the masks below are rare: set only where they hold
+        if self.any_empty:
+            out[np.broadcast_to(self.empty, out.shape)] = 1.0
+        negative = x < 0.0
+        if negative.any():
+            out[np.broadcast_to(negative, out.shape)] = 0.0
+        return out
+
+
 def compound_cdf(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     """P(X ≤ x) for a compound (Poisson or renewal) sum X approximated by a moment-matched Gamma
     (shape mean²/var, scale var/mean); X = 0 when its mean is 0 (docs/model.md §6.3).
@@ -123,28 +169,9 @@ def compound_cdf(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray
     Shapes below WILSON_HILFERTY_MIN_SHAPE use the exact regularised incomplete gamma function
     (scipy's gammainc), larger ones the Wilson–Hilferty approximation
     (`gamma_cdf_wilson_hilferty`, absolute error ≤ 7e-4 there), which is several times cheaper
-    on the (requests × phases) arrays of the PaDG TPOT model."""
-    x = np.asarray(x, dtype=float)
-    mean = np.asarray(mean, dtype=float)
-    var = np.maximum(np.asarray(var, dtype=float), 1e-300)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        shape = mean**2 / var
-        ratio = np.maximum(x, 0.0) / np.maximum(mean, 1e-300)
-        shape, ratio = np.broadcast_arrays(shape, ratio)
-        out = np.array(gamma_cdf_wilson_hilferty(ratio, shape), dtype=float, ndmin=0)
-        exact = shape < WILSON_HILFERTY_MIN_SHAPE
-        if exact.any():
-            k = shape[exact]
-            out[exact] = special.gammainc(k, ratio[exact] * k)
-        # a zero variance (infinite shape) leaves the point mass at the mean
-        point = np.isinf(shape)
-        if point.any():
-            out[point] = np.where(ratio[point] >= 1.0, 1.0, 0.0)
-    # the masks below are rare: set only where they hold
-    for mask, value in ((mean <= 0.0, 1.0), (x < 0.0, 0.0)):
-        if mask.any():
-            out[np.broadcast_to(mask, out.shape)] = value
-    return out
+    on the (requests × phases) arrays of the PaDG TPOT model. `CompoundGamma` keeps the
+    x-independent parts for repeated evaluation."""
+    return CompoundGamma(mean, var).cdf(x)
 
 
 def routed_ca2(ca2: float, instances: int, routing: str = "round-robin") -> float:

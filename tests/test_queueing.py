@@ -120,3 +120,18 @@ def test_mgc_wait_reduces_to_mg1_and_shrinks_with_servers() -> None:
     waits = [mgc_wait(1.5, c, 1.0, 2.0).mean_s for c in (2, 3, 4, 8)]
     assert all(b < a for a, b in itertools.pairwise(waits))
     assert not np.isfinite(mgc_wait(2.0, 2, 1.0, 2.0).mean_s)
+
+
+def test_compound_gamma_prepared_once_matches_compound_cdf() -> None:
+    """`CompoundGamma` keeps the moments' parts; every x gives what `compound_cdf` gives,
+    including the point mass (zero variance), an empty sum (zero mean) and x < 0."""
+    from planner.queueing import CompoundGamma, compound_cdf
+
+    mean = np.array([[0.0, 1.0, 2.0, 50.0]])
+    var = np.array([[1.0, 0.0, 3.0, 4.0]])
+    g = CompoundGamma(mean, var)
+    for x in (-1.0, 0.0, 0.5, 1.0, 2.5, 60.0):
+        xs = np.full((3, 1), x)
+        assert np.array_equal(g.cdf(xs), compound_cdf(xs, mean, var))
+    assert g.cdf(np.array([[0.99]]))[0, 1] == 0.0 and g.cdf(np.array([[1.0]]))[0, 1] == 1.0
+    assert g.cdf(np.array([[-0.1]]))[0, 0] == 0.0 and g.cdf(np.array([[0.0]]))[0, 0] == 1.0

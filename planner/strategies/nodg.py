@@ -36,6 +36,7 @@ import numpy as np
 
 from planner.deployment import Deployment
 from planner.queueing import (
+    CompoundGamma,
     compound_cdf,
     compound_moments,
     count_cdf,
@@ -99,8 +100,10 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
     # request's n steps joins the interruption work's in one Gamma above t_d
     x_var = x_var + n**2 * step_fluctuation(im, batch, ca2).averaged_var_s2
 
+    work = CompoundGamma(x_mean, x_var)  # evaluated at many t: moments prepared once
+
     def tpot_cdf(t: float) -> np.ndarray:
-        ok = compound_cdf((t - t_d) * n, x_mean, x_var)
+        ok = work.cdf((t - t_d) * n)
         return np.where(n > 0, ok, 1.0)
 
     def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:
@@ -327,8 +330,10 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
     def ttft_cdf(t: float) -> np.ndarray:
         return wait.cdf(t - service - t_ci)
 
+    tokens = CompoundGamma(y_mean, y_var)  # evaluated at many t: moments prepared once
+
     def tpot_cdf(t: float) -> np.ndarray:
-        ok_ = compound_cdf(iters.tokens_within(t, n), y_mean, y_var)
+        ok_ = tokens.cdf(iters.tokens_within(t, n))
         return np.where(n > 0, ok_, 1.0)
 
     def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:

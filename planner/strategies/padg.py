@@ -51,8 +51,8 @@ import numpy as np
 
 from planner.deployment import Deployment
 from planner.queueing import (
+    CompoundGamma,
     ExpTailWait,
-    compound_cdf,
     compound_moments,
     count_cdf,
     delay_nodes,
@@ -179,9 +179,11 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
     # the step's own fluctuation with the batch and its contexts (§6.8), over the n steps
     work_var = work_var + (n**2 * step_fluctuation(im, batch, ca2).averaged_var_s2)[:, None]
 
+    work = CompoundGamma(work_mean, work_var)  # evaluated at many t: moments prepared once
+
     def tpot_cdf(t: float) -> np.ndarray:
         room = (t - t_d) * n
-        ok = compound_cdf(room[:, None], work_mean, work_var).mean(axis=1)
+        ok = work.cdf(room[:, None]).mean(axis=1)
         return np.where(n > 0, ok, 1.0)
 
     def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:
