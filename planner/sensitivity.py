@@ -15,6 +15,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from planner.deployment import Deployment
 from planner.kv_policy import KV_POLICIES
 from planner.scenario import Scenario
 from planner.search import PlanResult
@@ -56,19 +57,38 @@ def _same_inputs(a: Scenario, b: Scenario) -> bool:
     )
 
 
+def _off_network(dep: Deployment, scen: Scenario) -> bool:
+    """Whether `dep` sends nothing over the inter-node network: no MoonCake KV transfers and
+    every instance inside one node (no pipeline stage boundary between nodes), so its goodput
+    does not depend on the network's bandwidth or latency."""
+    gpn = scen.cluster.gpus_per_node
+    pools = [(dep.tp, dep.pp)] + ([(dep.dtp, dep.dpp)] if dep.family == "FuDG" else [])
+    return dep.strategy != "mooncake" and all(t * p <= gpn for t, p in pools)
+
+
+def _same_but_network(a: Scenario, b: Scenario) -> bool:
+    """Whether two scenarios differ at most in the inter-node network."""
+    other = a.cluster.model_copy(update={"network": b.cluster.network})
+    return _same_inputs(dataclasses.replace(a, cluster=other), b)
+
+
 def _table(
     res: PlanResult, title: str, labels: list[str], variants: list[Scenario]
 ) -> SensitivityTable:
     """Goodput per GPU of each strategy's best deployment in each variant, re-solved from the
-    plan's goodput; a variant equal to the plan's scenario takes the plan's goodput itself."""
+    plan's goodput; a variant that predicts as the plan's scenario does — equal to it, or
+    differing only in the network for a deployment that does not use it — takes the plan's
+    goodput itself."""
     rows: dict[str, list[float]] = {}
+    scen = res.scenario
     for strategy, items in res.per_strategy.items():
         if items:
             best = items[0].goodput
             dep, guess = best.deployment, best.rate
+            off = _off_network(dep, scen)
             rows[strategy] = [
                 best.per_gpu
-                if _same_inputs(v, res.scenario)
+                if _same_inputs(v, scen) or (off and _same_but_network(v, scen))
                 else goodput(dep, v, guess=guess, percentiles=False).per_gpu
                 for v in variants
             ]
