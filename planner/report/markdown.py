@@ -248,7 +248,8 @@ def _paper_section(cmp: PaperComparison) -> list[str]:
                 f", {cmp.ecoserve_margin_at_paper_shape:.2f}× the best other strategy (the "
                 f"paper: {PAPER_RATIO[0]:g}–{PAPER_RATIO[1]:g}×)"
                 if cmp.paper_shape_winner == "ecoserve"
-                else ""
+                else f", with EcoServe at {cmp.ecoserve_margin_at_paper_shape:.2f}× its goodput "
+                f"per GPU (the paper: {PAPER_RATIO[0]:g}–{PAPER_RATIO[1]:g}× ahead)"
             )
             + (
                 f"; the shapes the planner picks (the best deployments below) move EcoServe from "
