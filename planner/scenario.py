@@ -191,6 +191,14 @@ class InstanceModel:
         """Decode iterations per request after its first token: output − 1."""
         return np.maximum(self.out - 1.0, 0.0)
 
+    @cached_property
+    def distinct_steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The sample's distinct decode-step counts, the first request with each, and each
+        request's index into them: a model whose per-request answer depends on the steps alone
+        computes it once per distinct count (the same values, fewer rows)."""
+        values, first, inverse = np.unique(self.steps, return_index=True, return_inverse=True)
+        return values, first, inverse
+
     @property
     def mean_steps(self) -> float:
         return float(self.steps.mean())

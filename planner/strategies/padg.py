@@ -171,19 +171,23 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         u = (t - delays)[:, None]
         return np.asarray(weights @ admitted_cdf(u), dtype=float)
 
-    life = n * t_d * slowdown
-    active = _active_overlap_s(life, period / n_inst, period, window / s_mean)
+    # TPOT depends on a request's decode steps alone: computed once per distinct count
+    n_u, first, inverse = im.distinct_steps
+    life_u = n_u * t_d * slowdown
+    active_u = _active_overlap_s(life_u, period / n_inst, period, window / s_mean)
+    active = active_u[inverse]
     work_mean, work_var = compound_moments(
-        rate_m, active, s_mean * phi, im.service_m2_s2 * phi**2, ca2 / n_inst
+        rate_m, active_u, s_mean * phi, im.service_m2_s2 * phi**2, ca2 / n_inst
     )
     # the step's own fluctuation with the batch and its contexts (§6.8), over the n steps
-    work_var = work_var + (n**2 * step_fluctuation(im, batch, ca2).averaged_var_s2)[:, None]
+    fluct = step_fluctuation(im, batch, ca2).averaged_var_s2[first]
+    work_var = work_var + (n_u**2 * fluct)[:, None]
 
     work = CompoundGamma(work_mean, work_var)  # evaluated at many t: moments prepared once
 
     def tpot_cdf(t: float) -> np.ndarray:
-        room = (t - t_d) * n
-        ok = work.cdf(room[:, None]).mean(axis=1)
+        room = (t - t_d) * n_u
+        ok = work.cdf(room[:, None]).mean(axis=1)[inverse]
         return np.where(n > 0, ok, 1.0)
 
     def tbt_cdf(bound_s: float, allowed: np.ndarray) -> np.ndarray:
