@@ -69,6 +69,12 @@ class InstanceStats:
     batch_time_s: float = 0.0  # ∫ decode batch dt
 
 
+# the running iteration's kind, the prompts it completes and its end; shared constants for the
+# commonest cases (nothing to complete), never mutated
+_NO_PROMPTS: list[int] = []
+_IDLE: tuple[str, list[int], float] = ("idle", _NO_PROMPTS, 0.0)
+
+
 @dataclass
 class Instance:
     """Iteration-level state machine of one instance; the strategy's event loop calls
@@ -179,10 +185,11 @@ class Instance:
         self._join(now)
         if self.n_run == 0:
             return None
-        self._make_room()
+        if self._overflows():
+            self._make_room()
         dt = self.timer.decode_s(self.n_run, self._kv_read())
         self._step_start_s = now
-        self._current = ("decode", [], now + dt)
+        self._current = ("decode", _NO_PROMPTS, now + dt)
         if self.window_s[0] <= now < self.window_s[1]:
             self.stats.decode_busy_s += dt
             self.stats.batch_time_s += self.n_run * dt
@@ -194,7 +201,7 @@ class Instance:
         """End the running iteration at `now`."""
         kind, batch, done_s = self._current
         self.busy = False
-        self._current = ("idle", [], 0.0)
+        self._current = _IDLE
         if kind == "prefill":
             for rid in batch:
                 self._prefilled(rid, done_s)
