@@ -404,7 +404,7 @@ def plan_cmd(
         files = write_plan_files(outcome, out)
         shown = terminal.plan(outcome, str(out))
         if launch is not None and (outcome.plan.winner is not None or launch_strategy):
-            inp = launch_input(outcome.plan, launch_strategy)
+            inp = launch_input(outcome.plan, launch_strategy, "--launch-strategy")
             written = write_tree(launch, launch_files(inp))
             files += written
             shown += terminal.launch(inp, str(launch), [str(p) for p in written])

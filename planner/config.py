@@ -547,6 +547,14 @@ class RampSpec(_Strict):
 
     _rates = field_validator("rates")(_positive_rates)
 
+    @model_validator(mode="after")
+    def _macro_bounds_ordered(self) -> RampSpec:
+        if self.macro_min > self.macro_max:
+            raise ValueError(
+                f"macro_min ({self.macro_min}) must not exceed macro_max ({self.macro_max})"
+            )
+        return self
+
 
 ModelRef = Annotated[
     Annotated[str, Tag("name")]

@@ -110,7 +110,8 @@ class PaperComparison:
     ecoserve_rank: int  # 1-based among strategies with a feasible deployment (0: none)
     ecoserve_vs_winner: float  # EcoServe's best goodput per GPU ÷ the winner's
     paper_shape_winner: str | None
-    ecoserve_margin_at_paper_shape: float  # EcoServe's goodput per GPU ÷ the best other's, TP t
+    # EcoServe's goodput per GPU ÷ the best other's at TP t (None: no other meets the SLO there)
+    ecoserve_margin_at_paper_shape: float | None
     ecoserve_at_winner_rate: tuple[float, str, str] | None  # attainment, binding, detail
     allreduce_share_prefill: float  # TP all-reduce share of a mean prefill at the paper's TP
     allreduce_share_decode: float  # … of a decode step at batch 32
@@ -152,7 +153,8 @@ def compare_with_paper(res: PlanResult) -> PaperComparison | None:
             link_u = util.get("network", 0.0)
             if FAMILY[s] == "FuDG":
                 im = scen.instance(best.deployment.tp, best.deployment.pp)
-                kv_b = float(scen.model.kv_bytes_per_sequence(im.inp).mean())
+                # what FuDG ships: the computed tokens' KV (a cached prefix is not sent)
+                kv_b = float(scen.model.kv_bytes_per_sequence(im.prefill_tokens).mean())
                 c = scen.cluster
                 bw = (
                     c.network.node_bandwidth_bytes_s
@@ -171,7 +173,7 @@ def compare_with_paper(res: PlanResult) -> PaperComparison | None:
     margin = (
         eco_shaped.per_gpu / others[0]
         if eco_shaped is not None and others and others[0] > 0
-        else 0.0
+        else None
     )
     at_rate = None
     w = winner.goodput

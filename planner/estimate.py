@@ -97,6 +97,8 @@ def estimate_instance(
         raise PlannerError(
             f"input/context: {longest} tokens exceed {model.name}'s context of {model.max_context}"
         )
+    if pp > model.num_layers:
+        raise PlannerError(f"--pp: {pp} exceeds {model.name}'s {model.num_layers} layers")
     eng = engine or load_engine(DEFAULT_ENGINE)
     need = min(longest + 1, model.max_context)  # the max_model_len this estimate needs
     mem, _ = plan_engine_memory(model, gpu, tp, pp, eng, max_model_len=need, context_tokens=ctx)

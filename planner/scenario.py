@@ -437,6 +437,8 @@ def deployment_problem(dep: Deployment, scen: Scenario) -> str | None:
     for tp, pp, n in pools:
         if n < 1:
             return "needs at least one instance"
+        if pp > scen.model.num_layers:
+            return f"pp={pp} exceeds the model's {scen.model.num_layers} layers"
         span = span_problem(tp, pp, c.gpus_per_node)
         if span is not None:
             return span

@@ -194,8 +194,11 @@ def check_strategy(strategy: str | None, option: str = "--strategy") -> None:
         )
 
 
-def launch_input(res: PlanResult, strategy: str | None = None) -> LaunchInput:
-    """The winner of a plan, or with `strategy` that strategy's best deployment."""
+def launch_input(
+    res: PlanResult, strategy: str | None = None, option: str = "--strategy"
+) -> LaunchInput:
+    """The winner of a plan, or with `strategy` that strategy's best deployment (`option`
+    names the CLI option in errors)."""
     from planner.report import json_doc
 
     ranked: Ranked | None
@@ -204,11 +207,11 @@ def launch_input(res: PlanResult, strategy: str | None = None) -> LaunchInput:
         if ranked is None:
             raise PlannerError("launch: no deployment meets the SLO, so there is nothing to launch")
     else:
-        check_strategy(strategy)
+        check_strategy(strategy, option)
         best = res.per_strategy.get(strategy) or []
         if not best or not best[0].goodput.feasible:
             why = res.infeasible.get(strategy, "it was not searched (search.strategies)")
-            raise PlannerError(f"--strategy: {strategy} has no deployment to launch: {why}")
+            raise PlannerError(f"{option}: {strategy} has no deployment to launch: {why}")
         ranked = best[0]
     return _from_dicts(
         json_doc.scenario(res.scenario),

@@ -181,6 +181,16 @@ def _kv_section(tables: list[SensitivityTable], scen_policy: str) -> list[str]:
 MITOSIS_COLUMNS = ("rate", "instances", "event", "GPUs", "attainment")
 
 
+def _paper_margin(winner: str | None, margin: float | None) -> str:
+    """EcoServe against the others at the paper's shape, next to the paper's 2–2.5×."""
+    paper = f"{PAPER_RATIO[0]:g}–{PAPER_RATIO[1]:g}×"
+    if margin is None:
+        return " (no other strategy meets the SLO at that shape)"
+    if winner == "ecoserve":
+        return f", {margin:.2f}× the best other strategy (the paper: {paper})"
+    return f", with EcoServe at {margin:.2f}× its goodput per GPU (the paper: {paper} ahead)"
+
+
 def _ordinal_word(n: int) -> str:
     return {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}.get(n, "last")
 
@@ -244,13 +254,7 @@ def _paper_section(cmp: PaperComparison) -> list[str]:
         "lets each strategy choose its shape. "
         + (
             f"At the paper's shape the planner's winner is **{cmp.paper_shape_winner}**"
-            + (
-                f", {cmp.ecoserve_margin_at_paper_shape:.2f}× the best other strategy (the "
-                f"paper: {PAPER_RATIO[0]:g}–{PAPER_RATIO[1]:g}×)"
-                if cmp.paper_shape_winner == "ecoserve"
-                else f", with EcoServe at {cmp.ecoserve_margin_at_paper_shape:.2f}× its goodput "
-                f"per GPU (the paper: {PAPER_RATIO[0]:g}–{PAPER_RATIO[1]:g}× ahead)"
-            )
+            + _paper_margin(cmp.paper_shape_winner, cmp.ecoserve_margin_at_paper_shape)
             + (
                 f"; the shapes the planner picks (the best deployments below) move EcoServe from "
                 f"first to {_ordinal_word(cmp.ecoserve_rank)}."

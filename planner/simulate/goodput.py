@@ -77,7 +77,7 @@ class SimGoodput:
             return self.per_gpu, self.per_gpu
         sd = float(np.std(self.seed_rates, ddof=1)) / self.deployment.gpus
         half = float(special.stdtrit(k - 1, 0.975)) * sd / math.sqrt(k)
-        return self.per_gpu - half, self.per_gpu + half
+        return max(self.per_gpu - half, 0.0), self.per_gpu + half  # goodput is never negative
 
 
 def seed_goodput(

@@ -247,7 +247,7 @@ def predict(dep: Deployment, scen: Scenario, rate: float, percentiles: bool = Tr
     p_full = 0.0
     if scen.kv.policy == "paged":
         p_full = scen.instance(dep.dtp, dep.dpp).kv_overflow_probability(res.decode_batch)
-    if 1.0 - p_full < min(a_ttft, a_tpot):
+    if 1.0 - p_full < min(float(f.mean()) for f in marginals):  # below TTFT, TPOT and TBT
         binding = "KV memory"
         detail = (
             f"KV cache full {p_full:.0%} of the time at decode batch {res.decode_batch:.0f} per "
