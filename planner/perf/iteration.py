@@ -230,7 +230,7 @@ class IterationTimer:
             w = (per_micro - x0) / (self._kv_x[i + 1] - x0)
             kv_s = self._kv_s[i] + w * (self._kv_s[i + 1] - self._kv_s[i])
         busy = kv_s + self._kernel_fixed_s + fixed_s
-        return base_s + max(busy, launch_s) * self._layers
+        return base_s + (busy if busy >= launch_s else launch_s) * self._layers  # max(busy, launch)
 
     @property
     def hybrid_chunk_share(self) -> float:

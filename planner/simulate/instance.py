@@ -182,12 +182,18 @@ class Instance:
                 return end
         if self.mode == "prefill":
             return None
-        self._join(now)
-        if self.n_run == 0:
+        ready = self.ready
+        if ready and ready[0][0] <= now:
+            self._join(now)
+        n = self.n_run
+        if n == 0:
             return None
         if self._overflows():
             self._make_room()
-        dt = self.timer.decode_s(self.n_run, self._kv_read())
+            n = self.n_run
+        # `_kv_read()` inlined: every running request's whole context, its cached prefix included
+        kv = float(self.sum_prompt_run + self.sum_cached_run + n * self.k - self.sum_k0)
+        dt = self.timer.decode_s(n, kv)
         self._step_start_s = now
         self._current = ("decode", _NO_PROMPTS, now + dt)
         if self.window_s[0] <= now < self.window_s[1]:
