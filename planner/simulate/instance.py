@@ -208,10 +208,13 @@ class Instance:
         kind, batch, done_s = self._current
         self.busy = False
         self._current = _IDLE
-        if kind == "prefill":
+        if kind == "decode":
+            if self.n_run:
+                self._advance(now)
+        elif kind == "prefill":
             for rid in batch:
                 self._prefilled(rid, done_s)
-        elif kind in ("decode", "hybrid"):
+        elif kind == "hybrid":
             if self.n_run:
                 self._advance(now)
             for rid in batch:  # sarathi prompts whose last chunk ran
@@ -393,18 +396,21 @@ class Instance:
     def _advance(self, now: float) -> None:
         """One decode step done: requests that reached their last step finish."""
         req = self.requests
-        self.k += 1
+        self.k = k = self.k + 1
         if req.long_gaps:
             self._count_gaps(now)
-        self.reserve_extra -= self.n_within
+        if self.n_within:
+            self.reserve_extra -= self.n_within
         res = self._res_end
-        while res and res[0][0] <= self.k:
+        while res and res[0][0] <= k:
             kr, rid = heapq.heappop(res)
             k0 = self._k0.get(rid)
             if k0 is not None and k0 + req.reserve[rid] == kr:
                 self.n_within -= 1
         fin = self._fin
-        while fin and fin[0][0] <= self.k:
+        if not fin or fin[0][0] > k:  # nobody finishes at this step (the common case)
+            return
+        while fin and fin[0][0] <= k:
             kf, rid = heapq.heappop(fin)
             k0 = self._k0.get(rid)
             if k0 is None or k0 + req.remaining[rid] != kf:
