@@ -57,10 +57,13 @@ class InstanceModel:
     cached: np.ndarray | None = field(default=None, repr=False)
     prefix_tokens: float = 0.0  # KV tokens of the shared prefix, held once per instance
     prefix_share: float = 0.0  # share of requests that reuse it
-    # rate-independent Sarathi tables per token budget (strategies.nodg._hybrid_iterations)
+    # rate-independent Sarathi tables per token budget (strategies.nodg._hybrid_iterations):
+    # the end points (one prompt, the full room) per decode batch, and the step-time grid
+    # between them, built when a model first needs it
     hybrid_tables: dict[int, tuple[np.ndarray, ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    hybrid_grids: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def batch_limit_reason(self) -> str:

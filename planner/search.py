@@ -214,8 +214,8 @@ def _sarathi_rate(im: InstanceModel, scen: Scenario, budget: int) -> float:
     """Requests/s one Sarathi instance with token budget C passes at most."""
     needs = _needs(scen, im)
     slo = scen.slo
-    _hybrid_iterations(im, budget, 0.0)  # the rate-independent tables, cached on `im`
-    room, _one, t_one, t_full, _slope = im.hybrid_tables[budget]
+    # at rate 0 every hybrid iteration carries one prompt: (batches, room, t_full, one, t_one)
+    _batch, room, t_full, _one, t_one = _hybrid_iterations(im, budget, 0.0)
     b = np.arange(1, room.size, dtype=float)
     room, t_one, t_full = room[1:], t_one[1:], t_full[1:]
     t_d = im.step_s[1 : room.size + 1]

@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from planner.deployment import Deployment
+from planner.deployment import Deployment, instance_nodes
 from planner.kv_policy import KV_POLICIES
 from planner.scenario import Scenario
 from planner.search import PlanResult
@@ -63,7 +63,7 @@ def _off_network(dep: Deployment, scen: Scenario) -> bool:
     does not depend on the network's bandwidth or latency."""
     gpn = scen.cluster.gpus_per_node
     pools = [(dep.tp, dep.pp)] + ([(dep.dtp, dep.dpp)] if dep.family == "FuDG" else [])
-    return dep.strategy != "mooncake" and all(t * p <= gpn for t, p in pools)
+    return dep.strategy != "mooncake" and all(instance_nodes(t, p, gpn) == 1 for t, p in pools)
 
 
 def _same_but_network(a: Scenario, b: Scenario) -> bool:

@@ -191,10 +191,6 @@ def _paper_margin(winner: str | None, margin: float | None) -> str:
     return f", with EcoServe at {margin:.2f}× its goodput per GPU (the paper: {paper} ahead)"
 
 
-def _ordinal_word(n: int) -> str:
-    return {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}.get(n, "last")
-
-
 def _kv_verdict(binding: str, link_u: float, prefill_u: float, winner: str) -> str:
     """Whether the KV link limits a FuDG plan, in the paper's terms."""
     if binding == "network":
@@ -220,6 +216,7 @@ def _paper_section(cmp: PaperComparison) -> list[str]:
     (docs/model.md §9.4); every figure comes from the plan's models."""
     v = cmp.views
     eco = v.get("ecoserve")
+    rank = _ordinal(cmp.ecoserve_rank) if cmp.ecoserve_rank else "last"
     agree = cmp.winner == "ecoserve"
     lines = [
         "## Against the EcoServe paper",
@@ -229,7 +226,7 @@ def _paper_section(cmp: PaperComparison) -> list[str]:
         + (
             "The planner agrees on the winner here"
             if agree
-            else f"The planner ranks EcoServe {_ordinal_word(cmp.ecoserve_rank)} of "
+            else f"The planner ranks EcoServe {rank} of "
             f"{len(v)} strategies, at {cmp.ecoserve_vs_winner:.2f}× the goodput per GPU of the "
             f"winner ({cmp.winner})"
         )
@@ -257,7 +254,7 @@ def _paper_section(cmp: PaperComparison) -> list[str]:
             + _paper_margin(cmp.paper_shape_winner, cmp.ecoserve_margin_at_paper_shape)
             + (
                 f"; the shapes the planner picks (the best deployments below) move EcoServe from "
-                f"first to {_ordinal_word(cmp.ecoserve_rank)}."
+                f"first to {rank}."
                 if cmp.paper_shape_winner == "ecoserve" and not agree
                 else "."
             )

@@ -191,14 +191,13 @@ def _hybrid_iterations(
     room, one, t_one, t_full, slope = im.hybrid_tables[budget_tokens]
     if token_rate <= 0.0:  # the search's bound needs only the end points
         return batch, room, t_full, one, t_one
-    key = -budget_tokens  # the grid between them, built when a model first needs it
-    if key not in im.hybrid_tables:
+    if budget_tokens not in im.hybrid_grids:
         # the step time at HYBRID_GRID chunk sizes from one prompt to the full room, per batch
         frac = np.linspace(0.0, 1.0, HYBRID_GRID)
         chunks = one[:, None] + frac[None, :] * (room - one)[:, None]
         inner = [step_s(chunks[:, j]) for j in range(1, HYBRID_GRID - 1)]
-        im.hybrid_tables[key] = (np.stack([t_one, *inner, t_full], axis=1),)
-    (times,) = im.hybrid_tables[key]
+        im.hybrid_grids[budget_tokens] = np.stack([t_one, *inner, t_full], axis=1)
+    times = im.hybrid_grids[budget_tokens]
 
     def step_at(chunk: np.ndarray) -> np.ndarray:
         """The tabulated step time at `chunk` prompt tokens (linear between grid points)."""
