@@ -103,24 +103,15 @@ def mgc_wait(
 WILSON_HILFERTY_MIN_SHAPE = 10.0
 
 
-def gamma_cdf_wilson_hilferty(ratio: np.ndarray, shape: np.ndarray) -> np.ndarray:
-    """P(G ≤ x) for G ~ Gamma(shape k, mean μ) at ratio = x/μ by Wilson & Hilferty (1931): (G/μ)^⅓
-    is nearly normal with mean 1 − 1/(9k) and variance 1/(9k), so the CDF is
-    Φ((ratio^⅓ − 1 + c)/√c) with c = 1/(9k) (docs/model.md §6.3). Vectorised, no special
-    function but Φ; accurate to ~0.006/k in absolute CDF for k ≥ 1."""
-    c = 1.0 / (9.0 * shape)
-    z = np.cbrt(ratio)
-    z -= 1.0
-    z += c
-    z /= np.sqrt(c)
-    return special.ndtr(z)
-
-
 class CompoundGamma:
     """The moment-matched Gamma of a compound sum (shape mean²/var, scale var/mean; docs/model.md
     §6.3) with everything that does not depend on x computed once: a strategy model's CDF is
     evaluated at many x (SLO bounds, percentile searches) for the same moments. `cdf(x)` is
-    `compound_cdf(x, mean, var)`."""
+    `compound_cdf(x, mean, var)`.
+
+    Shapes k from WILSON_HILFERTY_MIN_SHAPE on use Wilson & Hilferty (1931): (G/μ)^⅓ is nearly
+    normal with mean 1 − c and variance c, c = 1/(9k), so P(G ≤ x) = Φ(((x/μ)^⅓ − 1 + c)/√c),
+    accurate to ~0.006/k in absolute CDF; smaller shapes use scipy's exact `gammainc`."""
 
     def __init__(self, mean: np.ndarray, var: np.ndarray) -> None:
         self.mean = np.asarray(mean, dtype=float)
@@ -168,7 +159,7 @@ def compound_cdf(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray
 
     Shapes below WILSON_HILFERTY_MIN_SHAPE use the exact regularised incomplete gamma function
     (scipy's gammainc), larger ones the Wilson–Hilferty approximation
-    (`gamma_cdf_wilson_hilferty`, absolute error ≤ 7e-4 there), which is several times cheaper
+    (`CompoundGamma`, absolute error ≤ 7e-4 there), which is several times cheaper
     on the (requests × phases) arrays of the PaDG TPOT model. `CompoundGamma` keeps the
     x-independent parts for repeated evaluation."""
     return CompoundGamma(mean, var).cdf(x)
