@@ -81,6 +81,8 @@ def _table(
     goodput itself."""
     rows: dict[str, list[float]] = {}
     scen = res.scenario
+    same = [_same_inputs(v, scen) for v in variants]  # per variant, whatever the deployment
+    network_only = [_same_but_network(v, scen) for v in variants]
     for strategy, items in res.per_strategy.items():
         if items:
             best = items[0].goodput
@@ -88,9 +90,9 @@ def _table(
             off = _off_network(dep, scen)
             rows[strategy] = [
                 best.per_gpu
-                if _same_inputs(v, scen) or (off and _same_but_network(v, scen))
+                if same[i] or (off and network_only[i])
                 else goodput(dep, v, guess=guess, percentiles=False).per_gpu
-                for v in variants
+                for i, v in enumerate(variants)
             ]
     return SensitivityTable(title, labels, rows)
 
