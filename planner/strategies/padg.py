@@ -169,7 +169,8 @@ def ecoserve(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstab
         # TTFT = pending wait + the admitted part + the residual of the decode step in progress
         # when the request's instance turns to prefill (uniform on [0, t_d]), by quadrature
         u = (t - delays)[:, None]
-        return np.asarray(weights @ admitted_cdf(u), dtype=float)
+        # the quadrature weights sum to 1 only up to rounding: keep the mixture a probability
+        return np.minimum(np.asarray(weights @ admitted_cdf(u), dtype=float), 1.0)
 
     # TPOT depends on a request's decode steps alone: computed once per distinct count
     n_u, first, inverse = im.distinct_steps
