@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from planner.deployment import (
     Deployment,
@@ -26,6 +26,7 @@ from planner.perf import InstancePerf, MemoryPlan, PhaseTime
 from planner.perf.iteration import IterationTimer
 from planner.perf.memory import plan_engine_memory
 from planner.queueing import routed_ca2
+from planner.rootfind import brent_root
 from planner.workload import (
     SLO,
     Arrivals,
@@ -397,7 +398,7 @@ def kv_batch_limit(
     lo = max((capacity_tokens - prefix_tokens) / held_tokens, 0.0)
     if excess(lo) >= 0.0:
         return lo
-    return float(optimize.brentq(excess, lo, top, xtol=1e-9, rtol=1e-12))
+    return brent_root(excess, lo, top, xtol=1e-9, rtol=1e-12)
 
 
 def unit_scenario(dep: Deployment, scen: Scenario) -> Scenario:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy.optimize import brentq
 
-from planner.rootfind import highest_passing_rate
+from planner.rootfind import brent_root, highest_passing_rate
 
 
 @pytest.mark.parametrize("guess", [None, 0.5, 5.0, 4.9, 80.0])
@@ -78,3 +81,33 @@ def test_first_step_brackets_a_close_guess_in_fewer_evaluations() -> None:
     assert highest_passing_rate(
         lambda r: 100.0 - r, floor=0.01, guess=1.0, growth=1.5, rel_tol=1e-3, first_step=1.1
     ) == pytest.approx(100.0, rel=2e-3)
+
+
+@given(
+    a=st.floats(-1.0, 2.9),
+    b=st.floats(3.1, 50.0),
+    rtol=st.sampled_from([4 * 2.220446049250313e-16, 1e-12, 3e-3, 1e-2]),
+    kind=st.sampled_from(["cubic", "step", "logistic", "exp"]),
+)
+def test_brent_root_agrees_with_scipy_brentq(a: float, b: float, rtol: float, kind: str) -> None:
+    """Our Brent's method is the variant scipy.optimize.brentq implements: the same root and the
+    same points evaluated, on smooth, flat-tailed and step-shaped functions crossing at 3."""
+    funcs = {
+        "cubic": lambda x: 27.0 - x**3,
+        "step": lambda x: 1.0 if x <= 3.0 else -1.0,
+        "logistic": lambda x: 0.5 - 1.0 / (1.0 + math.exp(-2.0 * (x - 3.0))),
+        "exp": lambda x: math.exp(-x) - math.exp(-3.0),
+    }
+    f = funcs[kind]
+    ours: list[float] = []
+    theirs: list[float] = []
+    r_ours = brent_root(lambda x: (ours.append(x), f(x))[1], a, b, rtol=rtol)
+    r_theirs = brentq(lambda x: (theirs.append(x), f(x))[1], a, b, rtol=rtol)
+    assert r_ours == r_theirs
+    assert ours == theirs
+
+
+def test_brent_root_refuses_a_bracket_without_a_sign_change() -> None:
+    with pytest.raises(ValueError, match="differ in sign"):
+        brent_root(lambda x: x * x + 1.0, -1.0, 1.0)
+    assert brent_root(lambda x: x - 2.0, 2.0, 5.0) == 2.0  # a root at an end

@@ -1,5 +1,5 @@
 """Goodput by simulation: the highest rate whose simulated attainment meets the SLO target,
-found per seed by the same bracketing and brentq as the analytical goodput (docs/model.md
+found per seed by the same bracketing and Brent's method as the analytical goodput (docs/model.md
 §6.6, §10.5), with a Student-t confidence interval over seeds.
 
 The seeds' searches and the runs at given rates are independent, so `sim_goodputs` and

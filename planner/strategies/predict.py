@@ -1,6 +1,6 @@
 """Attainment, latency percentiles and goodput of a deployment from its strategy model
 (docs/model.md §7.1, §7.6). Goodput is the highest rate whose attainment meets the SLO target,
-found by bracketing (doubling) and scipy's brentq.
+found by bracketing (doubling) and Brent's method (`rootfind.brent_root`).
 """
 
 from __future__ import annotations
