@@ -15,16 +15,18 @@ from planner import catalog
 from planner.crosscheck.validation import ExampleCheck, TailRow, render_tails, why_paragraph
 from planner.deployment import Deployment
 from planner.errors import PlannerError
+from planner.kv_policy import KVPolicy
 from planner.perf import InstancePerf
 from planner.perf.iteration import IterationTimer
 from planner.queueing import routed_ca2
+from planner.scenario import Scenario
 from planner.simulate import simulate
 from planner.simulate.instance import Instance, RequestTable
-from planner.simulate.requests import unit_gaps
-from planner.simulate.routing import first_targets, least_loaded
-from planner.simulate.run import Link, prefill_comm_s
+from planner.simulate.requests import RequestStream, unit_gaps
+from planner.simulate.routing import Routing, first_targets, least_loaded
+from planner.simulate.run import Link, _Loop, prefill_comm_s
 from planner.strategies import goodput
-from planner.workload import Arrivals
+from planner.workload import Arrivals, SharedPrefix
 
 from .test_strategies import scenario
 
@@ -328,3 +330,92 @@ def test_render_tails_table() -> None:
     assert (
         "| demo | vllm | 10 | 1.00/2.00/4.00 | 2.00/4.00/16.00 | 50/60/66 | 50/60/70 | 3 |" in lines
     )
+
+
+# ---- own clocks and back-to-back decode steps (docs/model.md §10.7) ---------------------------
+
+
+def _busy_scenario(model: str, dataset: str) -> Scenario:
+    """A scenario that exercises every slow path of the decode loop: per-token gaps (TBT SLO),
+    KV reservations lent out (predicted+pipelining), a shared prefix, and Gamma arrivals."""
+    base = scenario(model=model, dataset=dataset, cv=2.0)
+    wl = base.workload.model_copy(update={"prefix": SharedPrefix(tokens=64, share=0.5)})
+    slo = base.slo.model_copy(update={"tbt_s": 0.09})
+    return Scenario(
+        cluster=base.cluster,
+        model=base.model,
+        workload=wl,
+        slo=slo,
+        samples=base.samples,
+        kv=KVPolicy(policy="predicted+pipelining"),
+    )
+
+
+_CODELLAMA = ("codellama-34b", "sharegpt", 14.0)
+_QWEN_LONG = ("qwen2-72b", "longbench", 3.0)
+ENGINE_CASES = [
+    # (deployment, model, dataset, rate): PP2 makes prefilled requests due after the instance
+    # is free again (wake-ups); the qwen2-72b long-prompt runs preempt
+    (Deployment("vllm", tp=2, pp=2, instances=8), *_CODELLAMA),
+    (Deployment("sarathi", tp=2, pp=2, instances=8, chunk_tokens=1024), *_CODELLAMA),
+    (Deployment("distserve", tp=2, pp=2, instances=4, decode_instances=4), *_CODELLAMA),
+    (Deployment("mooncake", tp=2, pp=2, instances=3, decode_instances=5), *_CODELLAMA),
+    (Deployment("ecoserve", tp=2, pp=2, instances=8, macro_size=4), *_CODELLAMA),
+    (Deployment("vllm", tp=4, instances=8), *_QWEN_LONG),
+    (Deployment("ecoserve", tp=4, instances=8, macro_size=8), *_QWEN_LONG),
+]
+
+
+@pytest.mark.parametrize(
+    ("dep", "model", "dataset", "rate"),
+    ENGINE_CASES,
+    ids=[f"{d.strategy}-{m}" for d, m, _, _ in ENGINE_CASES],
+)
+def test_back_to_back_decode_steps_are_exact(
+    dep: Deployment, model: str, dataset: str, rate: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Instance.decode_until` runs plain decode steps back to back with the batch's sums in
+    locals; with it switched off every step goes through `complete` and `start` one at a time.
+    Both give the same simulation to the bit (latencies, utilisation, preemptions, gaps)."""
+    scen = _busy_scenario(model, dataset)
+    fast = simulate(dep, scen, rate, requests=300, seed=3)
+    monkeypatch.setattr(Instance, "decode_running", lambda self: False)
+    slow = simulate(dep, _busy_scenario(model, dataset), rate, requests=300, seed=3)
+    assert repr(fast) == repr(slow)
+
+
+@pytest.mark.parametrize("routing", ["round-robin", "random"])
+@pytest.mark.parametrize(
+    "dep",
+    [
+        Deployment("vllm", tp=2, pp=2, instances=8),
+        Deployment("sarathi", tp=2, pp=2, instances=8, chunk_tokens=512),
+    ],
+    ids=lambda d: d.strategy,
+)
+def test_instances_on_their_own_clocks_match_the_shared_heap(
+    dep: Deployment, routing: Routing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NoDG instances run one after the other on their own clocks (`_Loop.run_apart`); routing
+    every arrival through the shared event heap instead (`_Loop.run`, as EcoServe's and FuDG's
+    prefill side still do) gives the same simulation to the bit."""
+    scen = _busy_scenario("codellama-34b", "sharegpt")
+    apart = simulate(dep, scen, 14.0, requests=300, seed=5, routing=routing)
+
+    def shared_heap(loop: _Loop, stream: RequestStream, targets: list[int], win: slice) -> None:
+        def route(rid: int, now: float) -> None:
+            loop.instances[targets[rid]].enqueue(rid)
+            loop.kick(targets[rid], now)
+
+        loop.run(stream, route, win)
+
+    monkeypatch.setattr(_Loop, "run_apart", shared_heap)
+    together = simulate(
+        dep,
+        _busy_scenario("codellama-34b", "sharegpt"),
+        14.0,
+        requests=300,
+        seed=5,
+        routing=routing,
+    )
+    assert repr(apart) == repr(together)

@@ -56,7 +56,9 @@ class IterationTimer:
     _kv_log_step: float = field(init=False, repr=False)
     _kv_s: list[float] = field(init=False, repr=False)
     _kv_x: list[float] = field(init=False, repr=False)
-    _decode_consts: dict[int, tuple[int, float, float, bool, float]] = field(init=False, repr=False)
+    _decode_consts: dict[int, tuple[int, float, float, bool, float, int]] = field(
+        init=False, repr=False
+    )
     _sliding: bool = field(init=False, repr=False)
     _layers: int = field(init=False, repr=False)
     _launch: dict[bool, float] = field(init=False, repr=False)
@@ -215,20 +217,25 @@ class IterationTimer:
             micro = -(-max(batch, 1) // self.perf.pp)
             g = self.graphed(micro)
             fixed = micro * self._fixed_per_seq_s
-            c = (micro, self.tokens_s(micro, g) + self.head_s(micro, g), self._launch[g], g, fixed)
+            base = self.tokens_s(micro, g) + self.head_s(micro, g)
+            c = (micro, base, self._launch[g], g, fixed, max(batch, 1))
             self._decode_consts[batch] = c
-        micro, base_s, launch_s, graphed, fixed_s = c
-        per_micro = kv_tokens * micro / max(batch, 1)
+        micro, base_s, launch_s, graphed, fixed_s, sequences = c
+        per_micro = kv_tokens * micro / sequences
         if self._sliding:
             return base_s + self.decode_attention_s(per_micro, micro, graphed)
         # `_kv_busy_s` inlined
         if per_micro < 1.0:
             kv_s = 0.0
         else:
-            i = min(int(math.log(per_micro) / self._kv_log_step), KV_GRID_POINTS - 2)
-            x0 = self._kv_x[i]
-            w = (per_micro - x0) / (self._kv_x[i + 1] - x0)
-            kv_s = self._kv_s[i] + w * (self._kv_s[i + 1] - self._kv_s[i])
+            i = int(math.log(per_micro) / self._kv_log_step)
+            if i > KV_GRID_POINTS - 2:
+                i = KV_GRID_POINTS - 2
+            x, y = self._kv_x, self._kv_s
+            x0 = x[i]
+            w = (per_micro - x0) / (x[i + 1] - x0)
+            y0 = y[i]
+            kv_s = y0 + w * (y[i + 1] - y0)
         busy = kv_s + self._kernel_fixed_s + fixed_s
         return base_s + (busy if busy >= launch_s else launch_s) * self._layers  # max(busy, launch)
 

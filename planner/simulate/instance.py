@@ -121,6 +121,7 @@ class Instance:
     _joined: list[int] = field(default_factory=list)  # joined at the running iteration
     _step_start_s: float = 0.0
     _last_step_end_s: float = 0.0
+    last_end_s: float = 0.0  # where `decode_until` stopped
 
     # ---- queries -----------------------------------------------------------------------------
     @property
@@ -219,6 +220,90 @@ class Instance:
                 self._advance(now)
             for rid in batch:  # sarathi prompts whose last chunk ran
                 self._prefilled(rid, now)
+
+    def decode_running(self) -> bool:
+        """Is the running iteration one whose end only advances the decodes (a decode step, or
+        a hybrid one that completes no prompt)?"""
+        kind, prompts, _ = self._current
+        return kind == "decode" or (kind == "hybrid" and not prompts)
+
+    def decode_until(self, now: float, limit: float) -> float | None:
+        """End the decode step finishing at `now` and run the next steps back to back while each
+        is a plain decode step (no prompt queued or in progress, no prefilled request due, the
+        next tokens fit) and the one before it ended by `limit`: exactly what `complete` then
+        `start` do step by step (in sarathi mode such a step is its hybrid iteration without
+        chunks), without returning to the event loop (`run._OwnClock`). Returns the end of the
+        step left running (after `limit`), or None when the instance stopped at a step's end
+        with something else to do: the caller then calls `start` at that time, which it reads
+        from `last_end_s`.
+
+        The simulator's hottest loop: the batch's sums are held in locals between the steps
+        where a request finishes or leaves its reservation (those go through `_advance`), the
+        KV read and held are kept as base + n·k (`_kv_read`, `kv_used`), `_overflows` is
+        inlined, and the statistics are summed step by step in the same order as `start`
+        does, so the results are the same to the bit."""
+        decode_s = self.timer.decode_s
+        stats = self.stats
+        w0, w1 = self.window_s
+        kind = "hybrid" if self.mode == "sarathi" else "decode"
+        ready, waiting, progress = self.ready, self.waiting, self._progress
+        fin, res = self._fin, self._res_end
+        plain_ends = not self.requests.long_gaps  # no per-token gaps to count
+        cap = self.kv_capacity_tokens
+        unlent = 1.0 - self.lend_share
+        decode_busy, batch_time, iterations = stats.decode_busy_s, stats.batch_time_s, 0
+        start_s = self._step_start_s
+        k, n = self.k, self.n_run
+        held, read, reserved, n_within = self._batch_sums(unlent)
+        end: float | None = None
+        while True:
+            # the step running until `now` ends (`complete`, `_advance`)
+            if n:
+                if (
+                    plain_ends
+                    and not n_within
+                    and not (res and res[0][0] <= k + 1)
+                    and not (fin and fin[0][0] <= k + 1)
+                ):
+                    k += 1  # nobody finishes or leaves a reservation at this step
+                else:
+                    self.k, self._step_start_s = k, start_s
+                    self._advance(now)
+                    k, n = self.k, self.n_run
+                    held, read, reserved, n_within = self._batch_sums(unlent)
+            if n == 0 or waiting or progress or (ready and ready[0][0] <= now):
+                break
+            used = held + n * k  # `kv_used`
+            if used + n > cap or used + reserved + (n - n_within) > cap:
+                break  # `_overflows`: `start` makes room first
+            # `start`'s decode step
+            dt = decode_s(n, float(read + n * k))
+            start_s = now
+            if w0 <= now < w1:
+                decode_busy += dt
+                batch_time += n * dt
+                iterations += 1
+            now += dt
+            if now > limit:
+                end = now
+                break
+        self.k, self._step_start_s, self.last_end_s = k, start_s, now
+        stats.decode_busy_s, stats.batch_time_s = decode_busy, batch_time
+        stats.iterations += iterations
+        if end is None:
+            self.busy = False
+            self._current = _IDLE
+            return None
+        self.busy = True
+        self._current = (kind, _NO_PROMPTS, end)
+        return end
+
+    def _batch_sums(self, unlent: float) -> tuple[int, int, float, int]:
+        """(KV held less n·k, KV read less n·k, reservations not lent, requests inside their
+        reservation): what `decode_until` keeps between changes of the batch."""
+        held = self.sum_prompt_run - self.sum_k0 + self.kv_static
+        read = self.sum_prompt_run + self.sum_cached_run - self.sum_k0
+        return held, read, self.reserve_extra * unlent, self.n_within
 
     # ---- internals -----------------------------------------------------------------------------
     def _start_prefill(self, now: float) -> float | None:

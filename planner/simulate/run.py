@@ -52,14 +52,16 @@ _END, _WAKE, _XFER = 0, 1, 2
 
 
 class _Loop:
-    """Event heap plus the instances; strategies plug in `route` and transfer handling."""
+    """Event heap plus the instances; strategies plug in `route` and transfer handling. FuDG's
+    prefill side runs on it; instances that only their owner touches run on their own clocks
+    (`_OwnClock`: NoDG, FuDG decode, EcoServe)."""
 
     def __init__(self, instances: list[Instance]) -> None:
         self.instances = instances
         self.heap: list[tuple[float, int, int, int, int]] = []
         self.seq = 0
-        self.after_iteration: Callable[[int, float], None] | None = None
         self.on_transfer: Callable[[int, int, int, float], None] | None = None
+        self.now = 0.0  # the time of the event being handled
 
     def push(self, t: float, kind: int, a: int, b: int = 0, c: int = 0) -> None:
         self.seq += 1
@@ -86,15 +88,13 @@ class _Loop:
         n = len(arrivals)
         nxt = 0
         heap, pop, insts, kick = self.heap, heapq.heappop, self.instances, self.kick
-        after = self.after_iteration
         while True:
             t_arr = arrivals[nxt] if nxt < n else math.inf
             if heap and heap[0][0] <= t_arr:
                 t, _, kind, a, bc = pop(heap)
+                self.now = t
                 if kind == _END:
                     insts[a].complete(t)
-                    if after is not None:
-                        after(a, t)
                     kick(a, t)
                 elif kind == _WAKE:
                     self.kick(a, t)
@@ -106,6 +106,101 @@ class _Loop:
                 nxt += 1
             else:
                 break
+
+    def run_apart(self, stream: RequestStream, targets: list[int], win: slice) -> None:
+        """The same simulation as `run` for instances that share nothing and are routed to by a
+        rule that reads none of their state (NoDG behind a round-robin or random balancer): the
+        global event order, restricted to one instance, is that instance's own iteration ends
+        and wake-ups interleaved with its own arrivals, so each instance runs on its own, one
+        after the other, with no shared event heap (docs/model.md §10.7). An iteration ending
+        at an arrival's instant goes first, as in `run`."""
+        arrivals = stream.arrival_s.tolist()
+        per_instance: list[list[int]] = [[] for _ in self.instances]
+        for rid, i in enumerate(targets):
+            per_instance[i].append(rid)
+        for inst, rids in zip(self.instances, per_instance, strict=True):
+            inst.window_s = (arrivals[win.start], arrivals[win.stop - 1])
+            clock = _OwnClock(inst)
+            for rid in rids:
+                t = arrivals[rid]
+                clock.advance_to(t)
+                inst.enqueue(rid)
+                clock.kick(t)
+            clock.advance_to(math.inf)
+
+
+class _OwnClock:
+    """One instance's iteration ends and wake-ups (when a prefilled request becomes due) kept
+    out of the shared event heap, for an instance that nothing else reads or changes between
+    the moments its owner syncs it (`advance_to`) and hands it work (`kick`) (docs/model.md
+    §10.7). Whoever touches the instance at time t first advances it to t, so it has done
+    exactly what the shared heap would have made it do by then; an iteration ending at t goes
+    before the touch, as `_Loop.run` takes an iteration end before an event at the same
+    instant. Between touches, plain decode steps run back to back (`Instance.decode_until`)."""
+
+    __slots__ = ("end", "inst", "wakes")
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self.end = math.inf  # the running iteration's end (inf: idle)
+        self.wakes: list[float] = []  # times to try starting again
+
+    def kick(self, now: float) -> None:
+        """`_Loop.kick`: start the next iteration if the instance is free (or wake it when
+        work becomes due)."""
+        inst = self.inst
+        if inst.busy:
+            return
+        nxt = inst.start(now)
+        if nxt is None:
+            self.end = math.inf
+            due = inst.next_ready_s()
+            if due is not None and due > now:
+                heapq.heappush(self.wakes, due)
+        else:
+            self.end = nxt
+
+    def next_s(self) -> float:
+        """When the instance's next event (iteration end or wake-up) happens (inf: none)."""
+        wake = self.wakes[0] if self.wakes else math.inf
+        return self.end if self.end <= wake else wake
+
+    def take_next(self) -> bool:
+        """Handle the next event alone: an iteration end is completed and True returned (the
+        caller then kicks the instance, after whatever it does at that moment); a wake-up
+        kicks the instance and returns False."""
+        wake = self.wakes[0] if self.wakes else math.inf
+        if self.end <= wake:
+            self.inst.complete(self.end)
+            self.end = math.inf
+            return True
+        self.kick(heapq.heappop(self.wakes))
+        return False
+
+    def advance_to(self, t: float) -> None:
+        """Run the instance's own events up to time t (all of them for t = inf)."""
+        inst, wakes = self.inst, self.wakes
+        while True:
+            wake = wakes[0] if wakes else math.inf
+            end = self.end
+            if end <= wake:
+                if end > t or end == math.inf:
+                    return
+                if inst.decode_running():
+                    # plain decode steps back to back up to t or the next wake-up
+                    nxt = inst.decode_until(end, t if t < wake else wake)
+                    if nxt is not None:
+                        self.end = nxt
+                        continue
+                    now = inst.last_end_s
+                else:
+                    now = end
+                    inst.complete(now)
+            else:
+                if wake > t:
+                    return
+                now = heapq.heappop(wakes)
+            self.kick(now)
 
 
 def _reservations(scen: Scenario, stream: RequestStream, seed: int) -> list[int]:
@@ -183,14 +278,7 @@ def _nodg(
     table = _table(stream, im, scen, seed)
     mode: Mode = "sarathi" if dep.strategy == "sarathi" else "vllm"
     loop = _Loop(_instances(im, dep.instances, table, mode, dep, scen.kv))
-    target = first_targets(routing, stream.size, dep.instances, seed)
-
-    def route(rid: int, now: float) -> None:
-        i = target[rid]
-        loop.instances[i].enqueue(rid)
-        loop.kick(i, now)
-
-    loop.run(stream, route, win)
+    loop.run_apart(stream, first_targets(routing, stream.size, dep.instances, seed), win)
     return loop
 
 
@@ -230,6 +318,9 @@ def _fudg(
         dim, n_d, table, "decode", dep, scen.kv
     )
     loop = _Loop(insts)
+    # decode instances run on their own clocks: only the KV handoff reads (load) or changes
+    # (deliver) them, and it advances them to its time first (`_OwnClock`)
+    clocks = [_OwnClock(inst) for inst in insts[n_p:]]
     c = scen.cluster
     kv_bytes = scen.model.kv_bytes_per_sequence  # of a prompt (sliding window: capped)
     first = first_targets(routing, stream.size, n_p, seed)
@@ -255,7 +346,9 @@ def _fudg(
         if routing == "random":
             return candidates[min(int(pick[rid] * len(candidates)), len(candidates) - 1)]
         loads = [0] * n_d
+        now = loop.now
         for j in candidates:
+            clocks[j].advance_to(now)
             loads[j] = insts[n_p + j].load() + inbound[j]
         return least_loaded(loads, candidates)
 
@@ -297,11 +390,13 @@ def _fudg(
             insts[i].on_prefill_batch = link_traffic(p_node[i])
 
     def transferred(rid: int, src: int, dst: int, now: float) -> None:
+        clock = clocks[dst - n_p]
+        clock.advance_to(now)
         inbound[dst - n_p] -= 1
         insts[src].release(rid)
         insts[dst].deliver(rid, now)
         loop.kick(src, now)
-        loop.kick(dst, now)
+        clock.kick(now)
 
     loop.on_transfer = transferred
 
@@ -311,6 +406,8 @@ def _fudg(
         loop.kick(i, now)
 
     loop.run(stream, route, win)
+    for clock in clocks:
+        clock.advance_to(math.inf)
     return loop
 
 
@@ -354,25 +451,45 @@ def _ecoserve(
                     window_s[i] += predicted_s[rid]
                     queue.popleft()
                     loop.instances[i].enqueue(rid)
-                    loop.kick(i, now)
+                    clocks[i].kick(now)
                     break
                 active[m] = (active[m] + 1) % n_inst  # rolling activation
                 window_s[base + active[m]] = 0.0
             else:
                 return  # no instance accepts: the request pends
 
-    def route(rid: int, now: float) -> None:
-        m = target[rid]
-        pending[m].append(rid)
-        dispatch(m, now)
-
-    def after_iteration(i: int, now: float) -> None:
-        m = i // n_inst
-        if pending[m]:
-            dispatch(m, now)
-
-    loop.after_iteration = after_iteration
-    loop.run(stream, route, win)
+    # Macro instances share nothing and arrivals are routed to them without reading their
+    # state, so each runs on its own; its instances keep their own clocks (`_OwnClock`): the
+    # scheduler reads them only when it dispatches, at an arrival (all advanced to it first)
+    # or, while requests pend, at each iteration end of the macro instance, taken one event at
+    # a time in time order (the earliest clock first) between completing that iteration and
+    # starting the next, so the scheduler sees that instance free (docs/model.md §10.7).
+    clocks = [_OwnClock(inst) for inst in loop.instances]
+    arrivals = stream.arrival_s.tolist()
+    for inst in loop.instances:
+        inst.window_s = (arrivals[win.start], arrivals[win.stop - 1])
+    per_macro: list[list[int]] = [[] for _ in range(macros)]
+    for rid, m in enumerate(target):
+        per_macro[m].append(rid)
+    for m, rids in enumerate(per_macro):
+        mine = clocks[m * n_inst : (m + 1) * n_inst]
+        queue = pending[m]
+        for rid in [*rids, -1]:
+            t = arrivals[rid] if rid >= 0 else math.inf
+            while queue:  # pending requests: every iteration end may admit one
+                first = min(mine, key=_OwnClock.next_s)
+                e = first.next_s()
+                if e > t or e == math.inf:
+                    break
+                if first.take_next():
+                    dispatch(m, e)
+                    first.kick(e)
+            for clock in mine:
+                clock.advance_to(t)
+            if rid < 0:
+                break
+            queue.append(rid)
+            dispatch(m, t)
     return loop
 
 
