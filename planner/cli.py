@@ -438,7 +438,9 @@ def simulate_cmd(
 
     Simulates the plan file's deployments (or one per strategy): attainment, TTFT/TPOT/E2E
     percentiles and utilisation at each --rate, or without --rate the simulated goodput (over
-    --seeds seeds) next to the analytical one.
+    --seeds seeds) next to the analytical one. A --rate run the simulator cannot do (the
+    deployment does not fit, the run is too large) is a row that says why; the command fails
+    only when no run can be done.
 
     Example: ecoplan simulate examples/ecoserve-codellama-34b-sharegpt.yaml --rate 20
     """

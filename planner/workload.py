@@ -243,23 +243,29 @@ class Workload(_Frozen):
 
     @model_validator(mode="after")
     def _prefix_fits(self) -> Workload:
+        if self.prefix is None:  # a length file is read only when there is a prefix to check
+            return self
         longest = longest_prompt_tokens(self.input)
-        if self.prefix is not None and longest is not None and self.prefix.tokens >= longest:
+        if longest is not None and self.prefix.tokens >= longest:
+            where = f" in {self.input.file}" if self.input.file is not None else ""
             raise PlannerError(
                 f"workload.prefix.tokens: {self.prefix.tokens:,} tokens is not shorter than the "
-                f"longest prompt ({longest:,} tokens), so no prompt can start with it"
+                f"longest prompt{where} ({longest:,} tokens), so no prompt can start with it"
             )
         return self
 
 
 def longest_prompt_tokens(dist: LengthDist) -> int | None:
     """The longest length a distribution yields when it is bounded: its `max`, a fixed
-    length, the largest inline empirical value; None when unbounded (or read from a file)."""
+    length, the largest empirical value (inline or read from its file, as `quantiles` draws
+    them); None when unbounded."""
     tops = [dist.max] if dist.max is not None else []
     if dist.kind == "fixed" and dist.mean is not None:
         tops.append(max(round(dist.mean), dist.min))
     if dist.values is not None:
         tops.append(max(round(max(dist.values)), dist.min))
+    elif dist.kind == "empirical" and dist.file is not None:
+        tops.append(max(round(float(read_length_file(dist.file).max())), dist.min))
     return min(tops) if tops else None
 
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from planner import catalog
 from planner.catalog import hf_repo_id
 from planner.cli import app
+from planner.errors import PlannerError
 from planner.report.launch import PLACEHOLDER, launch_files, launch_input_from_doc
 
 from .test_json import _undocumented
@@ -449,6 +450,33 @@ def test_bad_inputs_are_one_line(planned: dict[str, Planned], tmp_path: Path) ->
     (tmp_path / "old.json").write_text(json.dumps(old))
     res = runner.invoke(app, ["launch", str(tmp_path / "old.json")])
     assert res.exit_code == 2 and "write the plan again" in res.output
+
+
+def test_edited_replicas_must_fit_the_cluster(planned: dict[str, Planned], tmp_path: Path) -> None:
+    """An edited plan whose replicas × nodes per unit exceed the cluster's nodes is refused in
+    one line naming deployment.replicas and both node counts, before any file is written; as
+    many units as the cluster holds are accepted."""
+    doc = json.loads(json.dumps(planned["vllm"].doc))
+    dep, cluster = doc["winner"]["deployment"], doc["scenario"]["cluster"]
+    dep["instances"] = cluster["gpus_per_node"] // (dep["tp"] * dep["pp"])  # a unit of 1 node
+    for replicas, ok in ((cluster["nodes"], True), (cluster["nodes"] + 1, False)):
+        dep["replicas"] = replicas
+        path, out = tmp_path / f"r{replicas}.json", tmp_path / f"launch-r{replicas}"
+        path.write_text(json.dumps(doc))
+        res = runner.invoke(app, ["launch", str(path), "--out", str(out)])
+        if ok:
+            assert res.exit_code == 0, res.output
+            assert json.loads((out / "instances.json").read_text())["replicas"] == replicas
+            continue
+        assert res.exit_code == 2, res.output
+        assert res.stdout == "" and "Traceback" not in res.output
+        assert res.stderr.strip() == (
+            f"error: {path}: deployment.replicas: {replicas} units of 1 node need {replicas} "
+            f"nodes, the cluster has {cluster['nodes']} (cluster.nodes)"
+        )
+        assert not out.exists()
+        with pytest.raises(PlannerError, match=r"deployment\.replicas: "):
+            launch_input_from_doc(doc)
 
 
 def test_help_example_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

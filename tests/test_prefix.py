@@ -6,6 +6,7 @@ plan file's errors."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,6 +260,27 @@ def test_prefix_longer_than_every_prompt_is_an_error(inp: dict[str, object]) -> 
     with pytest.raises(PlannerError, match=r"^workload\.prefix\.tokens: ") as err:
         plan.scenario()
     assert "\n" not in str(err.value)
+
+
+def test_prefix_longer_than_every_prompt_of_a_length_file_is_an_error(tmp_path: Path) -> None:
+    """The same refusal when the input lengths come from a file: it names the file and its
+    longest prompt; a prefix shorter than that prompt is accepted."""
+    (tmp_path / "lengths.txt").write_text("300 700\n900, 450\n")
+
+    def plan(tokens: int) -> PlanFile:
+        inp = {"kind": "empirical", "file": "lengths.txt"}
+        prefix = {"tokens": tokens, "share": 1}
+        workload = {"preset": "sharegpt", "input": inp, "prefix": prefix}
+        return validate(PlanFile, {"workload": workload}, "plan.yaml")
+
+    for tokens in (900, 1000):
+        with pytest.raises(PlannerError) as err:
+            plan(tokens).scenario(tmp_path)
+        assert str(err.value) == (
+            f"workload.prefix.tokens: {tokens:,} tokens is not shorter than the longest prompt "
+            f"in {tmp_path / 'lengths.txt'} (900 tokens), so no prompt can start with it"
+        )
+    assert plan(899).scenario(tmp_path).workload.prefix == SharedPrefix(tokens=899, share=1)
 
 
 def test_engine_override_and_launch_flag() -> None:

@@ -24,6 +24,7 @@ from planner.simulate.requests import draw_requests
 from planner.strategies import goodput
 from planner.workload import SLO, LengthDist, Workload
 
+from .test_json import _undocumented
 from .test_strategies import scenario
 
 runner = CliRunner()
@@ -155,6 +156,59 @@ def test_simulate_cli_bad_rate() -> None:
     res = runner.invoke(app, ["simulate", "--rate", "-3"])
     assert res.exit_code == 2
     assert "rate" in res.output and "Traceback" not in res.output
+
+
+SMALL_CLUSTER = (
+    "cluster: {gpu: l20, nodes: 1, gpus_per_node: 4, network: {bandwidth_gbit: 10}}\n"
+    "model: llama-3.1-8b\nworkload: {preset: alpaca}\n"
+)
+
+
+def test_simulate_rate_reports_runs_it_cannot_do_and_simulates_the_rest(tmp_path: Path) -> None:
+    """With --rate, a deployment that does not fit the cluster and a run over the simulator's
+    memory limit are rows that say why (table and JSON, in order, with the other rows' keys);
+    every other run is still simulated, over one process or several."""
+    plan = tmp_path / "p.yaml"
+    plan.write_text(
+        SMALL_CLUSTER + "deployments: [{strategy: vllm, tp: 1, instances: 4}, "
+        "{strategy: vllm, tp: 1, instances: 8}, {strategy: sarathi, tp: 1, instances: 2}]\n"
+    )
+    args = ["simulate", str(plan), "--rate", "5", "--rate", "1e5", "--requests", "200"]
+    res = runner.invoke(app, [*args, "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    assert "needs 8 GPUs, the cluster has 4" in res.stdout and "MiB limit" in res.stdout
+    assert res.stdout.count("100%") >= 2  # both runs that fit meet the SLO at 5 req/s
+    res = runner.invoke(app, [*args, "--jobs", "2", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    runs = json.loads(res.stdout)["runs"]
+    got = [(r["deployment"]["strategy"], r["deployment"]["instances"], r["rate_rps"]) for r in runs]
+    want = [
+        (s, n, rate) for s, n in (("vllm", 4), ("vllm", 8), ("sarathi", 2)) for rate in (5, 1e5)
+    ]
+    assert got == want
+    errors = [r["error"] for r in runs]
+    assert errors[0] is None and errors[4] is None
+    assert errors[2] == errors[3] == "needs 8 GPUs, the cluster has 4"
+    assert "MiB limit" in errors[1] and "MiB limit" in errors[5]
+    assert runs[0]["attainment"] > 0.9 and runs[4]["attainment"] > 0.9
+    assert all(r["attainment"] is None and r["ttft_s"] is None for r in runs if r["error"])
+    assert all(r.keys() == runs[0].keys() for r in runs)
+    assert not _undocumented({"runs": runs})
+
+
+def test_simulate_rate_fails_only_when_no_run_can_be_simulated(tmp_path: Path) -> None:
+    plan = tmp_path / "p.yaml"
+    plan.write_text(
+        SMALL_CLUSTER + "deployments: [{strategy: vllm, tp: 1, instances: 8}, "
+        "{strategy: vllm, tp: 2, instances: 4}]\n"
+    )
+    res = runner.invoke(app, ["simulate", str(plan), "--rate", "5", "--jobs", "1"])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == (
+        "error: no deployment can be simulated; vllm 8× TP1 at 5 req/s: "
+        "needs 8 GPUs, the cluster has 4"
+    )
+    assert res.stdout == ""
 
 
 def test_plan_confirm_adds_simulation_section(tmp_path: Path) -> None:

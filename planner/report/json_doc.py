@@ -15,7 +15,7 @@ from planner.units import GIB
 
 if TYPE_CHECKING:
     from planner.compare import Comparison
-    from planner.crosscheck.evaluate import SimReport
+    from planner.crosscheck.evaluate import SimReport, SimRun
     from planner.deployment import Deployment
     from planner.ecoserve_paper import PaperComparison
     from planner.estimate import EstimateGrid, EstimateRow
@@ -277,6 +277,34 @@ def evaluate_doc(scen: Scenario, ev: Evaluation) -> dict[str, Any]:
     )
 
 
+# the keys of `_sim_result`, null in the row of a run the simulator could not do
+_SIM_RESULT_KEYS = (
+    "rate_rps",
+    "requests",
+    "attainment",
+    "ttft_attainment",
+    "tpot_attainment",
+    "tbt_attainment",
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+    "mean_decode_batch",
+    "preemptions",
+    "utilisation",
+    "littles_law",
+)
+
+
+def _sim_run(run: SimRun) -> dict[str, Any]:
+    """A run's deployment and measurements and `error` null; a run the simulator could not do
+    has the same keys, its rate, `error` (why) and every measurement null."""
+    head = {"deployment": deployment(run.deployment)}
+    if run.result is None:
+        empty = dict.fromkeys(_SIM_RESULT_KEYS, None)
+        return {**head, **empty, "rate_rps": run.rate, "error": run.problem}
+    return {**head, **_sim_result(run.result), "error": None}
+
+
 def _sim_result(r: SimResult) -> dict[str, Any]:
     return {
         "rate_rps": r.rate,
@@ -304,7 +332,7 @@ def simulate_doc(scen: Scenario, rep: SimReport, seeds: list[int]) -> dict[str, 
         "simulate",
         scenario=scenario(scen),
         seeds=seeds,
-        runs=[{"deployment": deployment(r.deployment), **_sim_result(r.result)} for r in rep.runs],
+        runs=[_sim_run(r) for r in rep.runs],
         goodput=[
             {
                 "deployment": deployment(c.analytical.deployment),

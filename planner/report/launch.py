@@ -145,6 +145,21 @@ def _deployment(d: dict[str, Any]) -> Deployment:
     )
 
 
+def _check_replicas_fit(dep: Deployment, nodes: int, gpus_per_node: int) -> None:
+    """A ValueError naming deployment.replicas when its units, each on nodes of its own
+    (`nodes_needed`), need more nodes than the cluster has: the launch files describe one unit
+    (`unit_input`), so an edited plan's replica count is checked nowhere else. (A single unit
+    too large for the cluster is `layout`'s error.)"""
+    if dep.replicas == 1:
+        return
+    unit = nodes_needed(dep, gpus_per_node)
+    if dep.replicas * unit > nodes:
+        raise ValueError(
+            f"deployment.replicas: {dep.replicas} units of {unit} node{'s' if unit > 1 else ''} "
+            f"need {dep.replicas * unit} nodes, the cluster has {nodes} (cluster.nodes)"
+        )
+
+
 def _from_dicts(scen: dict[str, Any], dep: dict[str, Any], rate: Any) -> LaunchInput:
     """A LaunchInput from json_doc's `scenario` and `deployment` dictionaries and a goodput."""
     c, m, e, w, s = (scen[k] for k in ("cluster", "model", "engine", "workload", "slo"))
@@ -152,16 +167,20 @@ def _from_dicts(scen: dict[str, Any], dep: dict[str, Any], rate: Any) -> LaunchI
     if hf_id is not None and not isinstance(hf_id, str):
         raise ValueError(f"model.hf_id must be a string or null, got {hf_id!r}")
     arrivals = w["arrivals"]
+    deployment = _deployment(dep)
+    nodes = _positive_int(c["nodes"], "cluster.nodes")
+    gpus_per_node = _positive_int(c["gpus_per_node"], "cluster.gpus_per_node")
+    _check_replicas_fit(deployment, nodes, gpus_per_node)
     return LaunchInput(
-        deployment=_deployment(dep),
+        deployment=deployment,
         goodput_rps=_positive(rate, "goodput_rps"),
         model=str(m["name"]),
         hf_id=hf_id or None,
         dtype=str(m["dtype"]),
         kv_dtype=str(m["kv_dtype"]),
         gpu=str(c["gpu"]),
-        nodes=_positive_int(c["nodes"], "cluster.nodes"),
-        gpus_per_node=_positive_int(c["gpus_per_node"], "cluster.gpus_per_node"),
+        nodes=nodes,
+        gpus_per_node=gpus_per_node,
         engine=str(e["name"]),
         max_num_seqs=_positive_int(e["max_num_seqs"], "engine.max_num_seqs"),
         max_num_batched_tokens_unchunked=_positive_int(

@@ -292,29 +292,34 @@ def simulation(scen: Scenario, rep: SimReport) -> list[RenderableType]:
                 f"{c.simulated.gap(c.analytical.per_gpu):+.1%}",
             )
         out.append(g)
+    columns = [
+        "strategy",
+        "deployment",
+        "req/s",
+        "attain",
+        "TTFT P50/90/99 s",
+        "TPOT P50/90/99 ms",
+        "E2E P50/90/99 s",
+        "prefill",
+        "decode",
+        "batch",
+        "preempt",
+    ]
+    # a run the simulator could not do is a row of dashes whose last column says why
+    noted = any(run.result is None for run in rep.runs)
     t = _table(
         f"simulated service at each rate (SLO attainment target {scen.slo.target:.0%})",
-        [
-            "strategy",
-            "deployment",
-            "req/s",
-            "attain",
-            "TTFT P50/90/99 s",
-            "TPOT P50/90/99 ms",
-            "E2E P50/90/99 s",
-            "prefill",
-            "decode",
-            "batch",
-            "preempt",
-        ],
+        [*columns, "note"] if noted else columns,
     )
     for run in rep.runs:
+        head = [run.deployment.strategy, run.deployment.label(), f"{run.rate:.3g}"]
         r = run.result
+        if r is None:
+            t.add_row(*head, *["–"] * (len(columns) - len(head)), run.problem or "")
+            continue
         u = r.utilisation
         t.add_row(
-            run.deployment.strategy,
-            run.deployment.label(),
-            f"{r.rate:.3g}",
+            *head,
             f"{r.attainment:.0%}",
             "/".join(f"{r.ttft_s[q]:.2f}" for q in (50, 90, 99)),
             "/".join(f"{r.tpot_s[q] * 1e3:.0f}" for q in (50, 90, 99)),
@@ -323,6 +328,7 @@ def simulation(scen: Scenario, rep: SimReport) -> list[RenderableType]:
             f"{u.get('decode', 0.0):.0%}",
             f"{r.mean_decode_batch:.1f}",
             str(r.preemptions),
+            *([""] if noted else []),
         )
     out.append(t)
     return out

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import special
 
 from planner.deployment import Deployment
+from planner.errors import PlannerError
 from planner.parallel import can_fork, default_jobs
 from planner.rootfind import highest_passing_rate
 from planner.scenario import Scenario, deployment_problem
@@ -140,6 +141,15 @@ def _run_task(dep: Deployment, rate: float, requests: int, seed: int) -> SimResu
     return simulate(dep, _WORKER_SCENARIO, rate, requests=requests, seed=seed)
 
 
+def _try_run_task(dep: Deployment, rate: float, requests: int, seed: int) -> SimResult | str:
+    """`_run_task`, or the PlannerError's message when the simulator cannot run it (a message
+    crosses the process boundary as plain text)."""
+    try:
+        return _run_task(dep, rate, requests, seed)
+    except PlannerError as exc:
+        return str(exc)
+
+
 class _Runner:
     """Runs module-level task functions inline (jobs = 1) or in a process pool whose workers hold
     the scenario; `submit` returns a Future either way."""
@@ -231,10 +241,13 @@ def simulate_many(
     *,
     jobs: int | None = 1,
     progress: Callable[[], None] | None = None,
-) -> list[SimResult]:
-    """`simulate` of each (deployment, rate, requests, seed), over `jobs` processes, in order."""
+) -> list[SimResult | str]:
+    """`simulate` of each (deployment, rate, requests, seed), over `jobs` processes, in order.
+    A run the simulator cannot do (its PlannerError: the deployment does not fit, the run is too
+    large, no placement) gives that error's one-line message in its place, so that it does not
+    stop the other runs."""
     with _Runner(scen, jobs) as runner:
-        futs = [runner.submit(_run_task, *r) for r in runs]
+        futs = [runner.submit(_try_run_task, *r) for r in runs]
         out = []
         for fut in futs:
             out.append(fut.result())
