@@ -93,7 +93,7 @@ class StrategyView:
 
     strategy: str
     best: Outcome | None  # the plan's best deployment of this strategy
-    at_paper_shape: Outcome | None  # the best at the paper's shape (None: it does not fit)
+    at_paper_shape: Outcome | None  # the best at the paper's shape (None: none can run there)
     kv_bytes_per_request: float = 0.0  # FuDG
     kv_transfer_s: float = 0.0  # FuDG: mean transfer time on an idle link
     link_utilisation: float = 0.0  # FuDG: at the best deployment's goodput

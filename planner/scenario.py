@@ -15,6 +15,7 @@ from scipy import special
 from planner.deployment import (
     Deployment,
     cross_node_boundaries,
+    interleaved_groups,
     nodes_needed,
     span_problem,
 )
@@ -453,6 +454,14 @@ def deployment_problem(dep: Deployment, scen: Scenario) -> str | None:
     if dep.replicas * nodes > c.nodes:
         each = f" ({dep.replicas} units of {nodes})" if dep.replicas > 1 else ""
         return f"needs {dep.replicas * nodes} nodes{each}, the cluster has {c.nodes}"
+    if dep.strategy == "distserve" and (
+        interleaved_groups(dep.unit, c.gpus_per_node, c.nodes // dep.replicas) is None
+    ):
+        # KV moves inside a node (docs/model.md §7.4): every node used holds both pools
+        return (
+            f"{dep.instances} prefill and {dep.decode_instances} decode instances do not split "
+            "evenly over nodes that each hold both (DistServe moves KV inside a node)"
+        )
     if dep.strategy == "ecoserve" and (dep.macro_size < 1 or dep.instances % dep.macro_size):
         return f"{dep.instances} instances do not split into macro instances of {dep.macro_size}"
     if dep.strategy == "sarathi" and dep.chunk_tokens < 16:

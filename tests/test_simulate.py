@@ -211,6 +211,33 @@ def test_simulate_rate_fails_only_when_no_run_can_be_simulated(tmp_path: Path) -
     assert res.stdout == ""
 
 
+def test_simulate_goodput_reports_a_deployment_that_cannot_run(tmp_path: Path) -> None:
+    """Goodput mode: a DistServe split with no node holding both pools (KV moves inside a node)
+    is a row that says why, next to the deployments that run; the same split alone exits 2."""
+    plan = tmp_path / "p.yaml"
+    cluster = (
+        "cluster: {gpu: l20, nodes: 2, gpus_per_node: 4, network: {bandwidth_gbit: 25}}\n"
+        "model: llama-3.1-8b\nworkload: {preset: alpaca}\n"
+    )
+    bad = "{strategy: distserve, tp: 1, instances: 5, decode_instances: 1}"
+    plan.write_text(cluster + f"deployments: [{bad}, {{strategy: vllm, tp: 1, instances: 2}}]\n")
+    args = ["simulate", str(plan), "--requests", "200", "--seeds", "1", "--jobs", "1"]
+    res = runner.invoke(app, [*args, "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["goodput"]
+    assert "do not split evenly over nodes that each hold both" in rows[0]["error"]
+    assert rows[0]["simulated_per_gpu_rps"] is None and rows[0]["gap"] is None
+    assert rows[1]["error"] is None and rows[1]["simulated_per_gpu_rps"] > 0
+    assert set(rows[0]) == set(rows[1])
+    table = runner.invoke(app, args)
+    assert "infeasible: 5 prefill and 1 decode" in table.stdout
+    plan.write_text(cluster + f"deployments: [{bad}]\n")
+    alone = runner.invoke(app, args)
+    assert alone.exit_code == 2
+    assert alone.stderr.startswith("error: distserve 5P(TP1) : 1D(TP1): 5 prefill and 1 decode")
+    assert len(alone.stderr.strip().splitlines()) == 1
+
+
 def test_plan_confirm_adds_simulation_section(tmp_path: Path) -> None:
     out = tmp_path / "r.md"
     res = runner.invoke(

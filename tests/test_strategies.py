@@ -89,7 +89,8 @@ def test_ecoserve_with_one_instance_per_macro_is_nodg() -> None:
 def test_distserve_needs_p_and_d_in_each_node() -> None:
     scen = scenario("qwen2-72b")
     g = goodput(Deployment("distserve", tp=8, instances=2, decode_instances=2), scen)
-    assert g.rate == 0 and g.binding == "placement"
+    assert g.rate == 0 and g.binding == "infeasible"
+    assert "nodes that each hold both" in g.detail  # `deployment_problem`, as the simulator's
 
 
 def test_infeasible_deployment_names_reason() -> None:

@@ -33,8 +33,12 @@ class SimRun:
 
 @dataclass(frozen=True)
 class SimComparison:
+    """A deployment's analytical and simulated goodput; `problem` says why it cannot run
+    (`deployment_problem`; both goodputs are then 0)."""
+
     analytical: Goodput
     simulated: SimGoodput
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,13 @@ def simulate_deployments(
         GoodputTask(dep, ana.rate, tuple(seeds), requests or default_requests(dep))
         for dep, ana in zip(deployments, analytical, strict=True)
     ]
+    problems = [deployment_problem(dep, scen) for dep in deployments]
+    if problems and all(p is not None for p in problems):
+        first = deployments[0]
+        every = "no deployment can be simulated; " if len(deployments) > 1 else ""
+        raise PlannerError(f"{every}{first.strategy} {first.label()}: {problems[0]}")
     sims = sim_goodputs(scen, tasks, jobs=jobs, progress=progress)
-    comps = [SimComparison(a, s) for a, s in zip(analytical, sims, strict=True)]
+    comps = [SimComparison(a, s, p) for a, s, p in zip(analytical, sims, problems, strict=True)]
     runs = [SimRun(s.deployment, s.at_rate.rate, s.at_rate) for s in sims if s.at_rate is not None]
     return SimReport(runs, comps)
 

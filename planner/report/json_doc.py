@@ -15,7 +15,7 @@ from planner.units import GIB
 
 if TYPE_CHECKING:
     from planner.compare import Comparison
-    from planner.crosscheck.evaluate import SimReport, SimRun
+    from planner.crosscheck.evaluate import SimComparison, SimReport, SimRun
     from planner.deployment import Deployment
     from planner.ecoserve_paper import PaperComparison
     from planner.estimate import EstimateGrid, EstimateRow
@@ -326,6 +326,24 @@ def _sim_result(r: SimResult) -> dict[str, Any]:
     }
 
 
+def _sim_goodput(c: SimComparison) -> dict[str, Any]:
+    """A deployment's analytical and simulated goodput and `error` null; one that cannot run
+    has the same keys, `error` (why) and the goodputs and gap null."""
+    head = {"deployment": deployment(c.analytical.deployment)}
+    if c.problem is not None:
+        keys = ("analytical_per_gpu_rps", "simulated_per_gpu_rps", "simulated_ci95_per_gpu_rps")
+        return {**head, **dict.fromkeys((*keys, "seed_rates_rps", "gap")), "error": c.problem}
+    return {
+        **head,
+        "analytical_per_gpu_rps": c.analytical.per_gpu,
+        "simulated_per_gpu_rps": c.simulated.per_gpu,
+        "simulated_ci95_per_gpu_rps": list(c.simulated.ci_per_gpu),
+        "seed_rates_rps": list(c.simulated.seed_rates),
+        "gap": c.simulated.gap(c.analytical.per_gpu),
+        "error": None,
+    }
+
+
 def simulate_doc(scen: Scenario, rep: SimReport, seeds: list[int]) -> dict[str, Any]:
     """`ecoplan simulate`: each deployment at each rate (or at its simulated goodput)."""
     return _doc(
@@ -333,17 +351,7 @@ def simulate_doc(scen: Scenario, rep: SimReport, seeds: list[int]) -> dict[str, 
         scenario=scenario(scen),
         seeds=seeds,
         runs=[_sim_run(r) for r in rep.runs],
-        goodput=[
-            {
-                "deployment": deployment(c.analytical.deployment),
-                "analytical_per_gpu_rps": c.analytical.per_gpu,
-                "simulated_per_gpu_rps": c.simulated.per_gpu,
-                "simulated_ci95_per_gpu_rps": list(c.simulated.ci_per_gpu),
-                "seed_rates_rps": list(c.simulated.seed_rates),
-                "gap": c.simulated.gap(c.analytical.per_gpu),
-            }
-            for c in rep.goodputs
-        ],
+        goodput=[_sim_goodput(c) for c in rep.goodputs],
     )
 
 

@@ -241,7 +241,7 @@ def _paper_section(cmp: PaperComparison) -> list[str]:
                 s,
                 f"{best.per_gpu:.3f}" if best else "–",
                 best.deployment.label() if best else "–",
-                f"{shaped.per_gpu:.3f}" if shaped else "does not fit",
+                f"{shaped.per_gpu:.3f}" if shaped else "cannot run",
                 shaped.deployment.label() if shaped else "–",
                 f"{shaped.binding}" if shaped else "–",
             ]

@@ -278,19 +278,25 @@ def plan(o: PlanOutcome, out: str) -> list[RenderableType]:
 def simulation(scen: Scenario, rep: SimReport) -> list[RenderableType]:
     out: list[RenderableType] = []
     if rep.goodputs:
+        header = ["strategy", "deployment", "GPUs", "analytical", "simulated (95% CI)", "gap"]
+        # a deployment that cannot run is a row of dashes whose last column says why
+        infeasible = any(c.problem is not None for c in rep.goodputs)
         g = _table(
             "goodput per GPU: analytical vs simulated",
-            ["strategy", "deployment", "GPUs", "analytical", "simulated (95% CI)", "gap"],
+            [*header, "note"] if infeasible else header,
         )
         for c in rep.goodputs:
-            g.add_row(
-                c.analytical.deployment.strategy,
-                c.analytical.deployment.label(),
-                str(c.analytical.deployment.gpus),
+            dep = c.analytical.deployment
+            head = [dep.strategy, dep.label(), str(dep.gpus)]
+            if c.problem is not None:
+                g.add_row(*head, "–", "–", "–", f"infeasible: {c.problem}")
+                continue
+            cells = [
                 f"{c.analytical.per_gpu:.3f}",
                 c.simulated.ci_text(),
                 f"{c.simulated.gap(c.analytical.per_gpu):+.1%}",
-            )
+            ]
+            g.add_row(*head, *cells, *([""] if infeasible else []))
         out.append(g)
     columns = [
         "strategy",
