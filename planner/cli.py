@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -136,9 +136,13 @@ ConfigArgument = Annotated[
 ]
 
 
-def _show(fmt: OutputFormat, doc: dict[str, Any], renderables: list[RenderableType]) -> None:
+def _show(
+    fmt: OutputFormat, doc: Callable[[], dict[str, Any]], renderables: list[RenderableType]
+) -> None:
+    """Print the command's JSON document (built only when asked for: `doc` is called then)
+    or its tables."""
     if fmt is OutputFormat.json:
-        typer.echo(json_doc.dumps(doc))
+        typer.echo(json_doc.dumps(doc()))
         return
     out = _console()
     for r in renderables:
@@ -243,7 +247,7 @@ def estimate(
         )
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, json_doc.estimate_doc(grid), terminal.estimate_grid(grid))
+    _show(fmt, lambda: json_doc.estimate_doc(grid), terminal.estimate_grid(grid))
 
 
 @profiles_app.command("list")
@@ -254,7 +258,7 @@ def profiles_list(fmt: FormatOption = OutputFormat.table) -> None:
     """
     gpus = [catalog.load_gpu(n) for n in catalog.gpu_names()]
     models = [catalog.load_model(n) for n in catalog.model_names()]
-    _show(fmt, json_doc.profiles_doc(gpus, models), terminal.profiles(gpus, models))
+    _show(fmt, lambda: json_doc.profiles_doc(gpus, models), terminal.profiles(gpus, models))
 
 
 @profiles_app.command("show")
@@ -272,7 +276,7 @@ def profiles_show(
         raise fail(exc) from None
     doc = json_doc.profile_doc(profile)
     flat = {**doc["profile"], **doc.get("derived", {})}
-    _show(fmt, doc, terminal.profile(name, flat))
+    _show(fmt, lambda: doc, terminal.profile(name, flat))
 
 
 @model_app.command("import")
@@ -311,7 +315,7 @@ def model_import(
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     doc = json_doc.model_import_doc(spec, target, warnings)
-    _show(fmt, doc, terminal.model_imported(spec, str(target)))
+    _show(fmt, lambda: doc, terminal.model_imported(spec, str(target)))
 
 
 @app.command("evaluate")
@@ -331,7 +335,7 @@ def evaluate_cmd(config: ConfigArgument = None, fmt: FormatOption = OutputFormat
         ev = evaluate(scen, deps, plan.rates)
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, json_doc.evaluate_doc(scen, ev), terminal.evaluation(scen, ev))
+    _show(fmt, lambda: json_doc.evaluate_doc(scen, ev), terminal.evaluation(scen, ev))
 
 
 @app.command("plan")
@@ -410,7 +414,7 @@ def plan_cmd(
             shown += terminal.launch(inp, str(launch), [str(p) for p in written])
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, json_doc.plan_doc(outcome, files), shown)
+    _show(fmt, lambda: json_doc.plan_doc(outcome, files), shown)
     res = outcome.plan
     if res.winner is None:
         first = next(iter(res.infeasible.items()), None)
@@ -473,7 +477,7 @@ def simulate_cmd(
             )
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, json_doc.simulate_doc(scen, rep, seed_list), terminal.simulation(scen, rep))
+    _show(fmt, lambda: json_doc.simulate_doc(scen, rep, seed_list), terminal.simulation(scen, rep))
 
 
 @app.command("scale")
@@ -494,7 +498,7 @@ def scale_cmd(config: ConfigArgument = None, fmt: FormatOption = OutputFormat.ta
             outcome = pipeline.run_scale(plan_file, scen, progress)
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, json_doc.scale_doc(scen, outcome), terminal.scaling(outcome))
+    _show(fmt, lambda: json_doc.scale_doc(scen, outcome), terminal.scaling(outcome))
 
 
 @app.command("schema")
@@ -567,7 +571,7 @@ def calibrate_cmd(
         write_atomic(out, profile_yaml(cal.gpu))
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, json_doc.calibrate_doc(cal, out), terminal.calibration(cal, str(out)))
+    _show(fmt, lambda: json_doc.calibrate_doc(cal, out), terminal.calibration(cal, str(out)))
 
 
 @app.command("compare")
@@ -650,7 +654,7 @@ def compare_cmd(
         raise fail(exc) from None
     _show(
         fmt,
-        json_doc.compare_doc(cmp, files),
+        lambda: json_doc.compare_doc(cmp, files),
         terminal.comparison(cmp, str(files[0]) if files else None),
     )
 
@@ -693,4 +697,4 @@ def launch_cmd(
     except PlannerError as exc:
         raise fail(exc) from None
     names = [str(p) for p in paths]
-    _show(fmt, json_doc.launch_doc(inp, out, paths), terminal.launch(inp, str(out), names))
+    _show(fmt, lambda: json_doc.launch_doc(inp, out, paths), terminal.launch(inp, str(out), names))

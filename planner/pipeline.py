@@ -96,19 +96,28 @@ def run_plan(
     if progress is not None:
         progress("sections", 0, None)
     # the sections are independent re-solves of the search's best deployments: built in
-    # parallel (forked workers, results in order, so the same for any `jobs`)
-    parts: list[Callable[[], object]] = [
-        *sensitivity_parts(res),
-        partial(kv_policy_tables, res),
-        partial(compare_with_paper, res),
-    ]
+    # parallel (forked workers, results in order, so the same for any `jobs`); the workers take
+    # them in this order, so the costliest come first: the rate ramp, the SLO and burstiness
+    # tables, the KV policies, the paper's shapes, and the bandwidth table (whose cells mostly
+    # reuse the plan's goodputs)
+    bandwidth, slo_scale, burstiness = sensitivity_parts(res)
+    parts: dict[str, Callable[[], object]] = {}
     if res.winner:
-        parts.append(partial(scale, res, plan_file.ramp))
-    built = fork_map(parts, jobs)
-    sens = cast(list[SensitivityTable], built[:3])
-    kv = cast(list[SensitivityTable], built[3])
-    paper = cast(PaperComparison | None, built[4])
-    scaling = ScaleOutcome(cast(list[ScalePlan], built[5]), plan_file.ramp) if res.winner else None
+        parts["scale"] = partial(scale, res, plan_file.ramp)
+    parts |= {
+        "slo": slo_scale,
+        "cv": burstiness,
+        "kv": partial(kv_policy_tables, res),
+        "paper": partial(compare_with_paper, res),
+        "bandwidth": bandwidth,
+    }
+    built = dict(zip(parts, fork_map(list(parts.values()), jobs), strict=True))
+    sens = cast(list[SensitivityTable], [built["bandwidth"], built["slo"], built["cv"]])
+    kv = cast(list[SensitivityTable], built["kv"])
+    paper = cast(PaperComparison | None, built["paper"])
+    scaling = (
+        ScaleOutcome(cast(list[ScalePlan], built["scale"]), plan_file.ramp) if res.winner else None
+    )
     return PlanOutcome(res, confirmed, sens, kv, scaling, paper)
 
 

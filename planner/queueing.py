@@ -124,6 +124,9 @@ class CompoundGamma:
             self.inv_sd = 1.0 / np.sqrt(self.c)
         self.exact = self.shape < WILSON_HILFERTY_MIN_SHAPE
         self.any_exact = bool(self.exact.any())
+        # where x has the moments' own shape (the common case), the exact entries by flat index
+        self._exact_at = np.flatnonzero(self.exact)
+        self._exact_shape = self.shape.reshape(-1)[self._exact_at]
         self.point = np.isinf(self.shape)  # zero variance: a point mass at the mean
         self.any_point = bool(self.point.any())
         self.empty = self.mean <= 0.0
@@ -136,8 +139,13 @@ class CompoundGamma:
             z = np.cbrt(ratio)
             z += self.offset
             z *= self.inv_sd
-            out = np.array(special.ndtr(z), dtype=float, ndmin=0)
-            if self.any_exact:
+            out = special.ndtr(z)
+            if not isinstance(out, np.ndarray) or out.ndim == 0:
+                out = np.array(out, dtype=float, ndmin=0)
+            if self.any_exact and out.shape == self.shape.shape:
+                at, k = self._exact_at, self._exact_shape
+                np.put(out, at, special.gammainc(k, ratio.reshape(-1)[at] * k))
+            elif self.any_exact:
                 exact = np.broadcast_to(self.exact, out.shape)
                 k = np.broadcast_to(self.shape, out.shape)[exact]
                 out[exact] = special.gammainc(k, ratio[exact] * k)

@@ -38,6 +38,12 @@ from planner.workload import (
 )
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """`a`, locked against writes: a cached array handed to every caller must not change."""
+    a.flags.writeable = False
+    return a
+
+
 @dataclass
 class InstanceModel:
     """Rate-independent facts about one instance type under a scenario, computed once."""
@@ -92,12 +98,12 @@ class InstanceModel:
         (`shared_prefix_held_tokens`)."""
         return shared_prefix_held_tokens(self.prefix_tokens, self.prefix_share, batch)
 
-    @property
+    @cached_property
     def prefill_tokens(self) -> np.ndarray:
-        """Prompt tokens each sampled request computes: input − cached prefix."""
-        return self.inp if self.cached is None else self.inp - self.cached
+        """Prompt tokens each sampled request computes: input − cached prefix (read-only)."""
+        return _read_only(self.inp if self.cached is None else self.inp - self.cached)
 
-    @property
+    @cached_property
     def chunk_prefix_tokens(self) -> float:
         """Token-weighted mean number of tokens before a computed prompt token:
         E[n·c + n²/2]/E[n] with n the computed and c the cached tokens of a prompt (E[I²]/2E[I]
@@ -191,10 +197,10 @@ class InstanceModel:
         """Tabulated iteration times for the simulator."""
         return IterationTimer(self.perf)
 
-    @property
+    @cached_property
     def steps(self) -> np.ndarray:
-        """Decode iterations per request after its first token: output − 1."""
-        return np.maximum(self.out - 1.0, 0.0)
+        """Decode iterations per request after its first token: output − 1 (read-only)."""
+        return _read_only(np.maximum(self.out - 1.0, 0.0))
 
     @cached_property
     def distinct_steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,15 +210,16 @@ class InstanceModel:
         values, first, inverse = np.unique(self.steps, return_index=True, return_inverse=True)
         return values, first, inverse
 
-    @property
+    # the sample's moments, asked for at every rate a root finder tries: computed once
+    @cached_property
     def mean_steps(self) -> float:
         return float(self.steps.mean())
 
-    @property
+    @cached_property
     def service_mean_s(self) -> float:
         return float(self.service_s.mean())
 
-    @property
+    @cached_property
     def service_m2_s2(self) -> float:
         return float((self.service_s**2).mean())
 
