@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,7 +22,7 @@ from planner.config import PlanFile, load_plan
 from planner.engine import load_engine
 from planner.errors import PlannerError
 from planner.outputs import check_output_dir, check_output_path, write_atomic, write_tree
-from planner.report import json_doc, terminal
+from planner.report import terminal
 from planner.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -136,13 +137,20 @@ ConfigArgument = Annotated[
 ]
 
 
+def _json() -> ModuleType:
+    """report/json_doc.py, imported when a command builds its JSON document (not for tables)."""
+    from planner.report import json_doc
+
+    return json_doc
+
+
 def _show(
     fmt: OutputFormat, doc: Callable[[], dict[str, Any]], renderables: list[RenderableType]
 ) -> None:
     """Print the command's JSON document (built only when asked for: `doc` is called then)
     or its tables."""
     if fmt is OutputFormat.json:
-        typer.echo(json_doc.dumps(doc()))
+        typer.echo(_json().dumps(doc()))
         return
     out = _console()
     for r in renderables:
@@ -247,7 +255,7 @@ def estimate(
         )
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, lambda: json_doc.estimate_doc(grid), terminal.estimate_grid(grid))
+    _show(fmt, lambda: _json().estimate_doc(grid), terminal.estimate_grid(grid))
 
 
 @profiles_app.command("list")
@@ -258,7 +266,7 @@ def profiles_list(fmt: FormatOption = OutputFormat.table) -> None:
     """
     gpus = [catalog.load_gpu(n) for n in catalog.gpu_names()]
     models = [catalog.load_model(n) for n in catalog.model_names()]
-    _show(fmt, lambda: json_doc.profiles_doc(gpus, models), terminal.profiles(gpus, models))
+    _show(fmt, lambda: _json().profiles_doc(gpus, models), terminal.profiles(gpus, models))
 
 
 @profiles_app.command("show")
@@ -274,7 +282,7 @@ def profiles_show(
         profile = catalog.profile_ref(name)
     except PlannerError as exc:
         raise fail(exc) from None
-    doc = json_doc.profile_doc(profile)
+    doc = _json().profile_doc(profile)
     flat = {**doc["profile"], **doc.get("derived", {})}
     _show(fmt, lambda: doc, terminal.profile(name, flat))
 
@@ -314,7 +322,7 @@ def model_import(
         raise fail(exc) from None
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    doc = json_doc.model_import_doc(spec, target, warnings)
+    doc = _json().model_import_doc(spec, target, warnings)
     _show(fmt, lambda: doc, terminal.model_imported(spec, str(target)))
 
 
@@ -335,7 +343,7 @@ def evaluate_cmd(config: ConfigArgument = None, fmt: FormatOption = OutputFormat
         ev = evaluate(scen, deps, plan.rates)
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, lambda: json_doc.evaluate_doc(scen, ev), terminal.evaluation(scen, ev))
+    _show(fmt, lambda: _json().evaluate_doc(scen, ev), terminal.evaluation(scen, ev))
 
 
 @app.command("plan")
@@ -414,7 +422,7 @@ def plan_cmd(
             shown += terminal.launch(inp, str(launch), [str(p) for p in written])
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, lambda: json_doc.plan_doc(outcome, files), shown)
+    _show(fmt, lambda: _json().plan_doc(outcome, files), shown)
     res = outcome.plan
     if res.winner is None:
         first = next(iter(res.infeasible.items()), None)
@@ -477,7 +485,7 @@ def simulate_cmd(
             )
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, lambda: json_doc.simulate_doc(scen, rep, seed_list), terminal.simulation(scen, rep))
+    _show(fmt, lambda: _json().simulate_doc(scen, rep, seed_list), terminal.simulation(scen, rep))
 
 
 @app.command("scale")
@@ -498,7 +506,7 @@ def scale_cmd(config: ConfigArgument = None, fmt: FormatOption = OutputFormat.ta
             outcome = pipeline.run_scale(plan_file, scen, progress)
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, lambda: json_doc.scale_doc(scen, outcome), terminal.scaling(outcome))
+    _show(fmt, lambda: _json().scale_doc(scen, outcome), terminal.scaling(outcome))
 
 
 @app.command("schema")
@@ -571,7 +579,7 @@ def calibrate_cmd(
         write_atomic(out, profile_yaml(cal.gpu))
     except PlannerError as exc:
         raise fail(exc) from None
-    _show(fmt, lambda: json_doc.calibrate_doc(cal, out), terminal.calibration(cal, str(out)))
+    _show(fmt, lambda: _json().calibrate_doc(cal, out), terminal.calibration(cal, str(out)))
 
 
 @app.command("compare")
@@ -654,7 +662,7 @@ def compare_cmd(
         raise fail(exc) from None
     _show(
         fmt,
-        lambda: json_doc.compare_doc(cmp, files),
+        lambda: _json().compare_doc(cmp, files),
         terminal.comparison(cmp, str(files[0]) if files else None),
     )
 
@@ -697,4 +705,4 @@ def launch_cmd(
     except PlannerError as exc:
         raise fail(exc) from None
     names = [str(p) for p in paths]
-    _show(fmt, lambda: json_doc.launch_doc(inp, out, paths), terminal.launch(inp, str(out), names))
+    _show(fmt, lambda: _json().launch_doc(inp, out, paths), terminal.launch(inp, str(out), names))

@@ -18,6 +18,12 @@ from planner.scaling import ScalePlan, scale
 from planner.scenario import Scenario
 from planner.search import PlanResult
 from planner.sensitivity import SensitivityTable, kv_policy_tables, sensitivity_parts
+from planner.strategies.predict import (
+    Goodput,
+    Percentiles,
+    all_percentiles,
+    preset_percentiles,
+)
 
 if TYPE_CHECKING:
     # the simulator is imported only when `confirm_top` asks for it
@@ -104,6 +110,10 @@ def run_plan(
     parts: dict[str, Callable[[], object]] = {}
     if res.winner:
         parts["scale"] = partial(scale, res, plan_file.ramp)
+    # the latency percentiles the report and JSON read (each strategy's ranked deployments),
+    # computed in a worker too instead of one by one here when the report is written
+    ranked = [r.goodput for items in res.per_strategy.values() for r in items]
+    parts["percentiles"] = partial(_report_percentiles, ranked)
     parts |= {
         "slo": slo_scale,
         "cv": burstiness,
@@ -112,6 +122,9 @@ def run_plan(
         "bandwidth": bandwidth,
     }
     built = dict(zip(parts, fork_map(list(parts.values()), jobs), strict=True))
+    for g, values in zip(ranked, cast(list[Percentiles | None], built["percentiles"]), strict=True):
+        if values is not None:
+            preset_percentiles(g, values)
     sens = cast(list[SensitivityTable], [built["bandwidth"], built["slo"], built["cv"]])
     kv = cast(list[SensitivityTable], built["kv"])
     paper = cast(PaperComparison | None, built["paper"])
@@ -119,6 +132,12 @@ def run_plan(
         ScaleOutcome(cast(list[ScalePlan], built["scale"]), plan_file.ramp) if res.winner else None
     )
     return PlanOutcome(res, confirmed, sens, kv, scaling, paper)
+
+
+def _report_percentiles(goodputs: list[Goodput]) -> list[Percentiles | None]:
+    """`all_percentiles` of each goodput (the same values wherever computed: `predict` is a
+    pure function of its arguments)."""
+    return [all_percentiles(g) for g in goodputs]
 
 
 def run_scale(

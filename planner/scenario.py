@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
@@ -24,10 +25,13 @@ from planner.hardware import Cluster, Network
 from planner.kv_policy import KVPolicy, held_tokens, predicted_outputs
 from planner.model import ModelSpec
 from planner.perf import InstancePerf, MemoryPlan, PhaseTime
-from planner.perf.iteration import IterationTimer
 from planner.perf.memory import plan_engine_memory
 from planner.queueing import routed_ca2
 from planner.rootfind import brent_root
+
+if TYPE_CHECKING:
+    from planner.perf.iteration import IterationTimer
+
 from planner.workload import (
     SLO,
     Arrivals,
@@ -194,7 +198,9 @@ class InstanceModel:
 
     @cached_property
     def timer(self) -> IterationTimer:
-        """Tabulated iteration times for the simulator."""
+        """Tabulated iteration times for the simulator (imported with it, not by the plan)."""
+        from planner.perf.iteration import IterationTimer
+
         return IterationTimer(self.perf)
 
     @cached_property

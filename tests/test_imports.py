@@ -20,3 +20,16 @@ def test_plan_and_simulate_paths_skip_heavy_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_plan_path_loads_no_simulator_and_no_json_writer() -> None:
+    """`ecoplan plan` (tables) loads neither the simulator nor the JSON document builder: each
+    module loaded is also compiled where PYTHONDONTWRITEBYTECODE keeps no bytecode."""
+    code = (
+        "import sys\n"
+        "import planner.cli, planner.pipeline, planner.report\n"
+        "mods = ('planner.simulate', 'planner.report.json_doc', 'planner.crosscheck')\n"
+        "print(','.join(m for m in mods if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

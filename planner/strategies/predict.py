@@ -139,6 +139,11 @@ class LazyQuantiles(Mapping[int, float]):
         """The percentiles read so far."""
         return dict(self._done)
 
+    def preset(self, values: Mapping[int, float]) -> None:
+        """Take percentiles computed elsewhere from the same CDF (another process's copy of
+        this prediction): they are then not computed here."""
+        self._done.update({q: v for q, v in values.items() if q in self._qs})
+
 
 class DetachedQuantiles(Mapping[int, float]):
     """The latency percentiles of a prediction made in another process (the parallel search's
@@ -165,6 +170,10 @@ class DetachedQuantiles(Mapping[int, float]):
     def attach(self, scen: Scenario) -> None:
         self._scen = scen
 
+    def preset(self, values: Mapping[int, float]) -> None:
+        """Take percentiles computed elsewhere from the same prediction (`LazyQuantiles.preset`)."""
+        self._known.update({q: v for q, v in values.items() if q in self._qs})
+
     def __getitem__(self, q: int) -> float:
         if q not in self._qs:
             raise KeyError(q)
@@ -181,6 +190,30 @@ class DetachedQuantiles(Mapping[int, float]):
 
     def __len__(self) -> int:
         return len(self._qs)
+
+
+# a prediction's latency percentiles: (TTFT, TPOT), each percentile → seconds
+Percentiles = tuple[dict[int, float], dict[int, float]]
+
+
+def all_percentiles(g: Goodput) -> Percentiles | None:
+    """Every latency percentile of `g`'s prediction at its goodput, computed now (None
+    without a prediction)."""
+    p = g.prediction
+    if p is None:
+        return None
+    return dict(p.ttft_s.items()), dict(p.tpot_s.items())
+
+
+def preset_percentiles(g: Goodput, values: Percentiles) -> None:
+    """Give `g`'s lazy percentiles the values `all_percentiles` computed from the same
+    prediction in another process, so that they are not computed again here."""
+    p = g.prediction
+    if p is None:
+        return
+    for lazy, known in ((p.ttft_s, values[0]), (p.tpot_s, values[1])):
+        if isinstance(lazy, LazyQuantiles | DetachedQuantiles):
+            lazy.preset(known)
 
 
 def detach(g: Goodput) -> Goodput:
