@@ -29,7 +29,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from planner.perf.iteration import IterationTimer
 
@@ -122,6 +122,8 @@ class Instance:
     _step_start_s: float = 0.0
     _last_step_end_s: float = 0.0
     last_end_s: float = 0.0  # where `decode_until` stopped
+    # `decode_until`'s fixed inputs (set on its first call, once the run's window is known)
+    _until_env: tuple[Any, ...] | None = None
 
     # ---- queries -----------------------------------------------------------------------------
     @property
@@ -242,15 +244,37 @@ class Instance:
         KV read and held are kept as base + n·k (`_kv_read`, `kv_used`), `_overflows` is
         inlined, and the statistics are summed step by step in the same order as `start`
         does, so the results are the same to the bit."""
-        decode_s = self.timer.decode_s
-        stats = self.stats
-        w0, w1 = self.window_s
-        kind = "hybrid" if self.mode == "sarathi" else "decode"
-        ready, waiting, progress = self.ready, self.waiting, self._progress
-        fin, res = self._fin, self._res_end
-        plain_ends = not self.requests.long_gaps  # no per-token gaps to count
-        cap = self.kv_capacity_tokens
-        unlent = 1.0 - self.lend_share
+        env = self._until_env
+        if env is None:  # what does not change during a run, gathered once
+            env = self._until_env = (
+                self.timer.decode_s,
+                self.stats,
+                *self.window_s,
+                "hybrid" if self.mode == "sarathi" else "decode",
+                self.ready,
+                self.waiting,
+                self._progress,
+                self._fin,
+                self._res_end,
+                not self.requests.long_gaps,  # no per-token gaps to count
+                self.kv_capacity_tokens,
+                1.0 - self.lend_share,
+            )
+        (
+            decode_s,
+            stats,
+            w0,
+            w1,
+            kind,
+            ready,
+            waiting,
+            progress,
+            fin,
+            res,
+            plain_ends,
+            cap,
+            unlent,
+        ) = env
         decode_busy, batch_time, iterations = stats.decode_busy_s, stats.batch_time_s, 0
         start_s = self._step_start_s
         k, n = self.k, self.n_run

@@ -431,6 +431,7 @@ def _ecoserve(
     pending: list[deque[int]] = [deque() for _ in range(macros)]
 
     def admits(i: int, rid: int, now: float) -> bool:
+        clocks[i].advance_to(now)  # the scheduler reads this instance: bring it to now
         inst = loop.instances[i]
         work = window_s[i] + predicted_s[rid]
         if work > budget and window_s[i] > 0.0:
@@ -460,10 +461,12 @@ def _ecoserve(
 
     # Macro instances share nothing and arrivals are routed to them without reading their
     # state, so each runs on its own; its instances keep their own clocks (`_OwnClock`): the
-    # scheduler reads them only when it dispatches, at an arrival (all advanced to it first)
-    # or, while requests pend, at each iteration end of the macro instance, taken one event at
-    # a time in time order (the earliest clock first) between completing that iteration and
-    # starting the next, so the scheduler sees that instance free (docs/model.md §10.7).
+    # scheduler reads an instance only when it dispatches (`admits` advances that one to the
+    # moment first), at an arrival or, while requests pend, at each iteration end of the macro
+    # instance, taken one event at a time in time order (the earliest clock first) between
+    # completing that iteration and starting the next, so the scheduler sees that instance
+    # free. For that, whenever a request is left pending every clock is advanced to the moment
+    # (docs/model.md §10.7).
     clocks = [_OwnClock(inst) for inst in loop.instances]
     arrivals = stream.arrival_s.tolist()
     for inst in loop.instances:
@@ -484,12 +487,15 @@ def _ecoserve(
                 if first.take_next():
                     dispatch(m, e)
                     first.kick(e)
-            for clock in mine:
-                clock.advance_to(t)
             if rid < 0:
                 break
             queue.append(rid)
             dispatch(m, t)
+            if queue:  # pending: from now on every iteration end matters
+                for clock in mine:
+                    clock.advance_to(t)
+        for clock in mine:
+            clock.advance_to(math.inf)
     return loop
 
 
