@@ -186,7 +186,11 @@ class GPU(_Frozen):
     name: str = Field(max_length=200, description="profile name (up to 200 characters)")
     description: str = Field(default="", description="free text about the GPU; default empty")
     memory_gib: float = Field(
-        ge=0.01, le=1e5, allow_inf_nan=False, description="memory per GPU (GiB, 0.01..1e5)"
+        ge=0.01,
+        le=1e5,
+        allow_inf_nan=False,
+        description="memory per GPU as the CUDA runtime reports it, what the engine's "
+        "gpu_memory_utilization multiplies (GiB, 0.01..1e5; a 48 GB GDDR6 board with ECC: ~44.5)",
     )
     memory_bandwidth_gb_s: float = Field(
         ge=MIN_BANDWIDTH_GB_S,

@@ -344,7 +344,10 @@ def test_quantization_config(qc: dict[str, Any], dtype: str, group: int | None) 
         assert m.compute_dtype == "bf16"  # W4A16 runs at the 16-bit peak
         assert m.weight_bytes == pytest.approx(0.5 * 70.6e9 + 2 * 2.1e9, rel=0.03)
         g = catalog.load_gpu("l40s")
-        assert plan_memory(m, g, 1, 1, min_kv_tokens=4096).fits
+        # 37 GiB of weights on a 44.5 GiB card: room for a short cache only above vLLM's
+        # default 0.90 utilisation, at the 0.95 such deployments set
+        assert not plan_memory(m, g, 1, 1, min_kv_tokens=4096).fits
+        assert plan_memory(m, g, 1, 1, min_kv_tokens=4096, gpu_memory_utilization=0.95).fits
         assert float(InstancePerf(m, g, g.intra_node, 1, 1).decode_step(1, 1000).total_s) > 0
 
 
