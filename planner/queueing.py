@@ -5,6 +5,7 @@ Pure functions on floats and numpy arrays. Times in seconds, rates in requests p
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -275,6 +276,71 @@ def count_cdf(m: np.ndarray, mean: np.ndarray, dispersion: float) -> np.ndarray:
             out = special.betainc(r, np.maximum(m, 0.0) + 1.0, 1.0 / dispersion)
     out = np.where(mu <= 0.0, 1.0, out)
     return np.where(m < 0.0, 0.0, out)
+
+
+def renewal_count_cdf(m: np.ndarray, mean: np.ndarray, gap_scv: float) -> np.ndarray:
+    """P(K ≤ m) for the number K of events of a Gamma renewal stream (inter-event times of
+    squared CV `gap_scv`) in a window that opens at one of its events, `mean` the stream's
+    rate × the window (docs/model.md §6.9): at most m events follow within L iff the sum of
+    m + 1 gaps exceeds L, and that sum is Gamma with shape (m + 1)/c² and rate λ/c², so
+    P(K ≤ m) = Q((m + 1)/c², λL/c²), the regularised upper incomplete gamma. c² = 1 is the
+    Poisson count; a smoother stream (c² < 1, e.g. every n-th arrival of a round-robin router)
+    seldom puts an event right after the one that opened the window, a burstier one often
+    does. m < 0 gives 0, a zero mean 1."""
+    m = np.floor(np.asarray(m, dtype=float))
+    mu = np.maximum(np.asarray(mean, dtype=float), 0.0)
+    c2 = max(float(gap_scv), 1e-6)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = special.gammaincc((np.maximum(m, 0.0) + 1.0) / c2, mu / c2)
+    out = np.where(mu <= 0.0, 1.0, out)
+    return np.where(m < 0.0, 0.0, out)
+
+
+# `renewal_compound_cdf` mixes over N = 0, 1, … up to about this mean count, a single Gamma past it
+RENEWAL_MIXTURE_MAX_COUNT = 400.0
+
+
+def renewal_compound_cdf(
+    m: np.ndarray, mean_count: np.ndarray, gap_scv: float, item_mean: float, item_var: float
+) -> np.ndarray:
+    """P(X ≤ m) for X the sum of N independent items (mean, variance per item; whole numbers,
+    e.g. long iterations per prompt) over the N events of a Gamma renewal stream in a window
+    that opens at one of its events, `mean_count` its rate × the window (docs/model.md §6.9):
+    Σ_k P(N = k)·P(S_k ≤ m), P(N = k) from `renewal_count_cdf` and the sum S_k of k items a
+    moment-matched Gamma (§6.3) taken at m + ½; S_0 = 0. The mixture keeps the atom at N = 0
+    that a single Gamma over X would smear: a short window of a smooth stream often holds no
+    event at all. Events beyond the mixture's last term (P < 1e-9 by construction) count as
+    exceeding m."""
+    m = np.floor(np.asarray(m, dtype=float))
+    mu = np.maximum(np.asarray(mean_count, dtype=float), 0.0)
+    shape = np.broadcast_shapes(m.shape, mu.shape)
+    m_r = np.broadcast_to(m, shape).reshape(-1, 1)
+    mu_r = np.broadcast_to(mu, shape).reshape(-1, 1)
+    c2 = max(float(gap_scv), 1e-6)
+    finite = np.isfinite(mu_r)
+    top = float(mu_r[finite].max(initial=0.0))
+    if top > RENEWAL_MIXTURE_MAX_COUNT:
+        # long windows: the atom at N = 0 is gone and N ≈ λL with variance c²·λL (renewal
+        # theory), so a single Gamma over X serves
+        x_mean = mu_r * item_mean
+        x_var = mu_r * max(item_var, 0.0) + c2 * mu_r * item_mean**2
+        out = np.where(m_r < 0.0, 0.0, CompoundGamma(x_mean, x_var).cdf(m_r + 0.5))
+        return np.where(finite, out, 0.0)[:, 0].reshape(shape)
+    k = np.arange(math.ceil(top + 10.0 * math.sqrt(max(c2, 1.0) * top + 1.0) + 10.0) + 1)
+    count_cdf_k = renewal_count_cdf(k[None, :].astype(float), np.where(finite, mu_r, 0.0), c2)
+    pmf = np.diff(count_cdf_k, axis=1, prepend=0.0)
+    sums = CompoundGamma(k * item_mean, k * max(item_var, 0.0)).cdf(m_r + 0.5)
+    sums[:, 0] = 1.0  # no event: nothing added
+    out = np.where(m_r[:, 0] < 0.0, 0.0, (pmf * sums).sum(axis=1))
+    out = np.where(finite[:, 0], out, 0.0)  # an endless window holds endlessly many events
+    return np.minimum(out, 1.0).reshape(shape)
+
+
+def thinned_gap_scv(share: float, gap_scv: float) -> float:
+    """Squared CV of the gaps between the events kept when each event of a renewal stream with
+    gap squared CV c² is kept with probability q: a geometric number of gaps, so
+    c'² = q·c² + 1 − q (Poisson, 1, as q → 0; the stream's own c² at q = 1)."""
+    return share * gap_scv + 1.0 - share
 
 
 def head_start_wait(wait: ExpTailWait, head_s: float) -> ExpTailWait:

@@ -148,4 +148,6 @@ def test_sensitivity_tables_are_monotone() -> None:
             for a, b in itertools.pairwise(vals):
                 assert sign * (b - a) >= -0.01 * max(a, b), (table.title, strategy, vals)
     assert bw.rows["mooncake"][-1] > bw.rows["mooncake"][0]  # 10 GbE binds MoonCake here
-    assert all(v[0] == 0.0 for v in slo.rows.values())  # half the SLO: nothing meets it
+    # halving both bounds costs every strategy goodput (TP4 decode steps of ~50 ms still meet
+    # a 50 ms TPOT at small batches, so only some strategies drop to nothing)
+    assert all(v[0] < 0.7 * v[2] for v in slo.rows.values())

@@ -37,12 +37,13 @@ import numpy as np
 from planner.deployment import Deployment
 from planner.queueing import (
     CompoundGamma,
-    compound_cdf,
     compound_moments,
-    count_cdf,
     mg1_wait,
+    renewal_compound_cdf,
+    renewal_count_cdf,
     routed_ca2,
     solve_decode_batch,
+    thinned_gap_scv,
 )
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
@@ -111,8 +112,11 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
         # n·t_d/(1 − ρ) that is λ_i·n·t_d runs, a share of which stall its decodes too long
         if t_d > bound_s:
             return np.where(allowed >= n, 1.0, 0.0)
+        # counted from the request's own arrival, an arrival of its instance's stream: with a
+        # round-robin router that stream is smooth (c² = c_a²/instances), and the next run
+        # starts about one whole gap later (`renewal_count_cdf`)
         share = long_stall_share(im.service_s, rho, t_d, bound_s)
-        return count_cdf(allowed, rate_i * share * n * t_d, ca2)
+        return renewal_count_cdf(allowed, rate_i * share * n * t_d, thinned_gap_scv(share, ca2))
 
     return Latencies(
         ttft_cdf=ttft_cdf,
@@ -340,11 +344,10 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
         # per arriving prompt (`HybridIterations.long_iterations`) over the same horizon
         if t_di > bound_s:
             return np.where(allowed >= n, 1.0, 0.0)
+        # counted from the request's own arrival, over its instance's stream of prompts (smooth
+        # behind a round-robin router: `renewal_compound_cdf`, as for vLLM)
         h = iters.long_iterations(prompt, bound_s)
-        k_mean, k_var = compound_moments(
-            rate_i, horizon, float(h.mean()), float((h**2).mean()), ca2
-        )
-        return compound_cdf(allowed + 0.5, k_mean, k_var)
+        return renewal_compound_cdf(allowed, rate_i * horizon, ca2, float(h.mean()), float(h.var()))
 
     return Latencies(
         ttft_cdf=ttft_cdf,
