@@ -71,21 +71,22 @@ def brent_root(
     return x_cur
 
 
-def _checked_once(excess: Callable[[float], float]) -> Callable[[float], float]:
+class _CheckedOnce:
     """`excess` with NaN turned into a failure (−1: attainment lies in [0, 1]), evaluated once
-    per rate: Brent's method returns a rate it has already evaluated, and the final check would
-    otherwise evaluate (or, for the simulator, simulate) it again."""
-    seen: dict[float, float] = {}
+    per rate (`seen`): Brent's method returns a rate it has already evaluated, and the final
+    check would otherwise evaluate (or, for the simulator, simulate) it again."""
 
-    def checked(rate: float) -> float:
-        value = seen.get(rate)
+    def __init__(self, excess: Callable[[float], float]) -> None:
+        self._excess = excess
+        self.seen: dict[float, float] = {}
+
+    def __call__(self, rate: float) -> float:
+        value = self.seen.get(rate)
         if value is None:
-            value = excess(rate)
+            value = self._excess(rate)
             value = value if value == value else -1.0
-            seen[rate] = value
+            self.seen[rate] = value
         return value
-
-    return checked
 
 
 def highest_passing_rate(
@@ -100,17 +101,19 @@ def highest_passing_rate(
 ) -> float:
     """Highest rate r ≥ floor with excess(r) ≥ 0, to relative precision rel_tol; 0.0 when even
     the floor fails. The bracket starts at `guess` (default: the floor) and moves by ×growth;
-    rates past `ceiling` are never tried: the last passing rate below it is returned. The result
-    is stepped back until it passes, since Brent's method may land just beyond the crossing of a
-    step-shaped attainment curve. An excess that is not a number (NaN) counts as failing, so the
-    search always ends on a finite rate. Each rate is evaluated at most once.
+    rates past `ceiling` are never tried: the last passing rate below it is returned. When Brent's
+    method ends on the failing side of the crossing (it returns the end of its last bracket
+    with the smaller |excess|), the answer is the highest evaluated rate below that passed: the
+    bracket's passing end, within rel_tol, at no extra evaluation. An excess that is not a
+    number (NaN) counts as failing, so the search always ends on a finite rate. Each rate is
+    evaluated at most once.
 
     `first_step` (> 1) makes the bracket's first move from a trusted guess a small one, ×first_step,
     each later move the square of the one before, up to ×growth: a guess within a few percent of
     the answer is then bracketed in one or two evaluations instead of overshooting by ×growth
     (the simulated goodput starts from the analytical one; each of its evaluations is a whole
     simulation)."""
-    excess = _checked_once(excess)
+    excess = _CheckedOnce(excess)
     lo = guess if guess is not None and math.isfinite(guess) and guess > floor else floor
     lo = min(lo, max(ceiling, floor))
     step = min(first_step, growth) if first_step is not None and first_step > 1.0 else growth
@@ -134,6 +137,9 @@ def highest_passing_rate(
         else:
             return 0.0
     rate = brent_root(excess, lo, hi, rtol=rel_tol)
-    while excess(rate) < 0 and rate > lo:
-        rate = max(lo, rate * (1 - rel_tol))
+    if excess(rate) < 0:
+        # Brent's method stopped on the failing end of its last bracket: the answer is the
+        # highest rate below it that was evaluated and passed (that bracket's other end, within
+        # rel_tol; `lo` at worst)
+        rate = max(r for r, v in excess.seen.items() if lo <= r < rate and v >= 0)
     return rate
