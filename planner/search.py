@@ -598,6 +598,37 @@ def _strategy_goodputs(
     return found
 
 
+def _bounds(
+    cands: list[Deployment], scen: Scenario, objective: Objective
+) -> tuple[dict[Deployment, float], dict[Deployment, Key]]:
+    """Each candidate's `upper_bound_rate` per GPU (0 when it cannot run) and the best rank key
+    it could reach (`_key_floor`)."""
+    bounds: dict[Deployment, float] = {}
+    for d in cands:
+        ok = deployment_problem(d, scen) is None
+        bounds[d] = upper_bound_rate(d, scen) / d.gpus if ok else 0.0
+    return bounds, {d: _key_floor(d, b, scen, objective) for d, b in bounds.items()}
+
+
+_Search = tuple[_Found, dict[Deployment, float], dict[Deployment, Key]]
+
+
+def _strategy_search(
+    cands: list[Deployment], scen: Scenario, spec: SearchSpec, objective: Objective
+) -> _Search:
+    """One strategy's part of the parallel search: its candidates' bounds and key floors, then
+    its visit in their order (`_strategy_goodputs`). The order within a strategy is the one the
+    planner's own visit of all candidates gives it (a stable sort on the same keys)."""
+    bounds, floors = _bounds(cands, scen, objective)
+    ordered = sorted(cands, key=lambda d: floors[d])
+    return _strategy_goodputs(ordered, bounds, floors, scen, spec, objective), bounds, floors
+
+
+def _portable_search(part: _Search) -> _Search:
+    found, bounds, floors = part
+    return _portable(found), bounds, floors
+
+
 def _portable(found: _Found) -> _Found:
     """A worker's goodputs made picklable (`detach`): the percentiles it did not compute are
     computed in the planner's process if they are read."""
@@ -625,26 +656,26 @@ def plan(
     the same prediction made again, if read), so the result is the same to the bit for any
     `jobs` (docs/model.md §8.2)."""
     cands = list(candidates(scen, spec))
-    # visit the most promising first so that pruning bites early (the same order when
-    # exhaustive, so that ties resolve alike)
-    bounds: dict[Deployment, float] = {}
-    for d in cands:
-        ok = deployment_problem(d, scen) is None
-        bounds[d] = upper_bound_rate(d, scen) / d.gpus if ok else 0.0
-    floors = {d: _key_floor(d, b, scen, objective) for d, b in bounds.items()}
-    cands.sort(key=lambda d: floors[d])
+    found: _Found = {}
     streams = [[d for d in cands if d.strategy == s] for s in spec.strategies]
     streams = [c for c in streams if c]
-    found: _Found = {}
     if len(streams) > 1 and jobs != 1:
-        # the processes take the strategies with most candidates first
-        streams.sort(key=len, reverse=True)
-        thunks = [
-            functools.partial(_strategy_goodputs, c, bounds, floors, scen, spec, objective)
-            for c in streams
-        ]
-        for part in fork_map(thunks, jobs, portable=_portable):
+        # each process bounds and visits whole strategies (`_strategy_search`): EcoServe's
+        # visit, the longest (the most evaluations, each the costliest), first, then the
+        # others by candidate count, so that they fill the other processes around it
+        streams.sort(key=lambda c: (c[0].strategy != "ecoserve", -len(c)))
+        thunks = [functools.partial(_strategy_search, c, scen, spec, objective) for c in streams]
+        bounds: dict[Deployment, float] = {}
+        floors: dict[Deployment, Key] = {}
+        for part, b, f in fork_map(thunks, jobs, portable=_portable_search):
             found.update(part)
+            bounds.update(b)
+            floors.update(f)
+    else:
+        bounds, floors = _bounds(cands, scen, objective)
+    # visit the most promising first so that pruning bites early (the same order when
+    # exhaustive, so that ties resolve alike)
+    cands.sort(key=lambda d: floors[d])
 
     def evaluate(d: Deployment) -> Goodput:
         if d not in found:
