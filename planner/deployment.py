@@ -233,6 +233,7 @@ class Interleaved:
 
 
 @lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
 def interleaved_groups(dep: Deployment, gpus_per_node: int, nodes: int) -> Interleaved | None:
     """DistServe placement (docs/model.md §7.4): the pools split evenly over groups of g nodes,
     g dividing both pp and decode pp, node j of a group holding stages j·pp/g … of each of the
@@ -245,9 +246,9 @@ def interleaved_groups(dep: Deployment, gpus_per_node: int, nodes: int) -> Inter
     for g in (g for g in range(1, g_max + 1) if g_max % g == 0):
         if max(dep.tp, dep.dtp) > gpus_per_node:
             break
-        for groups in range(1, nodes // g + 1):
-            if dep.instances % groups or dep.decode_instances % groups:
-                continue
+        # the group counts that split both pools evenly, fewest first
+        common = math.gcd(dep.instances, dep.decode_instances)
+        for groups in (n for n in range(1, min(nodes // g, common) + 1) if common % n == 0):
             p, d = dep.instances // groups, dep.decode_instances // groups
             if p >= 1 and d >= 1 and (p * sp + d * sd) <= g * gpus_per_node:
                 return Interleaved(groups, g, p, d)

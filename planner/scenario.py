@@ -76,6 +76,11 @@ class InstanceModel:
         default_factory=dict, repr=False, compare=False
     )
     hybrid_grids: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    # the search's bound helpers' results by helper and arguments (`search._memo`): thousands of
+    # candidates share a few instance shapes
+    bound_memo: dict[tuple[object, ...], object] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def batch_limit_reason(self) -> str:

@@ -16,6 +16,7 @@ import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import TypeVar, cast
 
 import numpy as np
 from scipy import special
@@ -118,7 +119,22 @@ class _Needs:
     z: float  # Φ⁻¹(target): the share of time a paged KV cache is full must be ≤ 1 − target
 
 
+T = TypeVar("T")
+
+
+def _memo(im: InstanceModel, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+    """`compute()` once per instance model and key (every argument it depends on beyond the
+    instance model is in the key)."""
+    if key not in im.bound_memo:
+        im.bound_memo[key] = compute()
+    return cast(T, im.bound_memo[key])
+
+
 def _needs(scen: Scenario, im: InstanceModel) -> _Needs:
+    return _memo(im, ("needs", scen.slo.target), lambda: _needs_of(scen, im))
+
+
+def _needs_of(scen: Scenario, im: InstanceModel) -> _Needs:
     """Attainment is the mean over the N sampled requests of a per-request probability, and it
     is at most the TTFT share, the TPOT share and 1 − P(KV full) (`base.predict`, joint or not):
     at least ⌈target·N⌉ requests must have a non-zero chance at each SLO. A request that decodes
@@ -139,6 +155,10 @@ def _kth(values: np.ndarray, k: int) -> float:
 
 
 def _prefill_floor(im: InstanceModel) -> tuple[float, float]:
+    return _memo(im, ("prefill floor",), lambda: _prefill_floor_of(im))
+
+
+def _prefill_floor_of(im: InstanceModel) -> tuple[float, float]:
     """(s_b, e_min): the least queue service a prompt can cost, s_b = E[s]·φ_min with
     φ_min = min_k T(k)/(k·T(1)) over the batch grid k = 1..K (K mean-length prompts fill the
     token budget: `InstanceModel.max_prefill_batch`), and the least extra latency its batch
@@ -167,6 +187,12 @@ def _batch_cap(im: InstanceModel, scen: Scenario, needs: _Needs) -> float:
 
 
 def _decode_rate(im: InstanceModel, batch_cap: float, step_cap: float) -> float:
+    return _memo(
+        im, ("decode rate", batch_cap, step_cap), lambda: _decode_rate_of(im, batch_cap, step_cap)
+    )
+
+
+def _decode_rate_of(im: InstanceModel, batch_cap: float, step_cap: float) -> float:
     """Requests/s one instance decodes at most: max B/(E[n]·t_d(B)) over the batches B ≤
     batch_cap whose step t_d(B) (`step_at`: linear between grid points) is ≤ step_cap; 0 when
     none is. B/t_d(B) is monotone on each grid segment, so the maximum over the allowed set is
@@ -234,6 +260,17 @@ def _sarathi_rate(im: InstanceModel, scen: Scenario, budget: int) -> float:
     return float(np.max(np.minimum(prefill, decode)[ok]))
 
 
+@functools.lru_cache(maxsize=4096)
+def _busiest_nic_share(layout: tuple[tuple[float, float], ...], n_p: int, n_d: int) -> float:
+    """The busiest NIC direction's share of the KV traffic (per unit rate): a node's prefill
+    share times the decode instances outside it, or its decode share times the prefill
+    instances outside it."""
+    return max(
+        max(pi / n_p * (1.0 - di / n_d) for pi, di in layout),
+        max(di / n_d * (1.0 - pi / n_p) for pi, di in layout),
+    )
+
+
 def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
     """Requests/s a FuDG deployment passes at most."""
     p, d = pool_instances(dep, scen)
@@ -241,8 +278,8 @@ def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
     slo = scen.slo
     needs = _needs(scen, d)
     s_b, e_min = _prefill_floor(p)
-    kv = scen.model.kv_bytes_per_sequence(p.prefill_tokens)
-    kv_mean = float(kv.mean())
+    kv = _memo(p, ("kv bytes",), lambda: scen.model.kv_bytes_per_sequence(p.prefill_tokens))
+    kv_mean = _memo(p, ("kv mean",), lambda: float(kv.mean()))
     if dep.strategy == "distserve":
         inter = interleaved_groups(dep, c.gpus_per_node, c.nodes)
         if inter is None:
@@ -257,14 +294,14 @@ def _fudg_rate(dep: Deployment, scen: Scenario) -> float:
     else:
         bw, latency = c.network.node_bandwidth_bytes_s, c.network.latency_s
         layout = kv_node_shares(dep, c.gpus_per_node, c.nodes)
-        n_p, n_d = dep.instances, dep.decode_instances
-        per_rate = max(
-            max(pi / n_p * (1.0 - di / n_d) for pi, di in layout),
-            max(di / n_d * (1.0 - pi / n_p) for pi, di in layout),
-        )
+        per_rate = _busiest_nic_share(layout, dep.instances, dep.decode_instances)
         link = bw / (per_rate * kv_mean) if per_rate > 0.0 else math.inf
     # TTFT of the k-th fastest request, less the half decode step it joins
-    q = _kth(p.prefill_s + e_min + kv / bw + latency, needs.k)
+    q = _memo(
+        p,
+        ("ttft k", bw, latency, needs.k),
+        lambda: _kth(p.prefill_s + e_min + kv / bw + latency, needs.k),
+    )
     if q > slo.ttft_s * (1.0 + _EPS):
         return 0.0
     step_cap = 2.0 * (slo.ttft_s - q)
