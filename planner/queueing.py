@@ -301,46 +301,72 @@ RENEWAL_MIXTURE_MAX_COUNT = 400.0
 
 
 def renewal_compound_cdf(
-    m: np.ndarray, mean_count: np.ndarray, gap_scv: float, item_mean: float, item_var: float
+    m: np.ndarray,
+    mean_count: np.ndarray,
+    gap_scv: float,
+    p_positive: float,
+    positive_mean: float,
+    positive_var: float = 0.0,
 ) -> np.ndarray:
-    """P(X ≤ m) for X the sum of N independent items (mean, variance per item; whole numbers,
-    e.g. long iterations per prompt) over the N events of a Gamma renewal stream in a window
-    that opens at one of its events, `mean_count` its rate × the window (docs/model.md §6.9):
-    Σ_k P(N = k)·P(S_k ≤ m), P(N = k) from `renewal_count_cdf` and the sum S_k of k items a
-    moment-matched Gamma (§6.3) taken at m + ½; S_0 = 0. The mixture keeps the atom at N = 0
-    that a single Gamma over X would smear: a short window of a smooth stream often holds no
-    event at all. Events beyond the mixture's last term (P < 1e-9 by construction) count as
-    exceeding m."""
+    """P(X ≤ m) for X the sum of the items (whole numbers ≥ 0: long stalls, long iterations per
+    prompt) that the events of a Gamma renewal stream bring in a window that opens at one of its
+    events, `mean_count` its rate × the window (docs/model.md §6.9). An item is positive with
+    probability `p_positive`, then of the given mean and variance. Over the stream's count N
+    (`renewal_count_cdf`) and the number J ~ Binomial(N, p) of positive items among its events,
+    P(X ≤ m) = Σ_k P(N = k) Σ_j P(J = j | k)·P(S_j ≤ m), the sum S_j of j positive items a
+    moment-matched Gamma (§6.3) taken at m + ½ (exact for items of one size) and S_0 = 0. The
+    mixture keeps the atom at N = 0 that a single Gamma over X would smear: a short window of a
+    smooth stream often holds no event at all. Past a mean of RENEWAL_MIXTURE_MAX_COUNT events,
+    one Gamma with the renewal count's variance c²·λL. An endless window gives 0."""
     m = np.floor(np.asarray(m, dtype=float))
     mu = np.maximum(np.asarray(mean_count, dtype=float), 0.0)
     shape = np.broadcast_shapes(m.shape, mu.shape)
     m_r = np.broadcast_to(m, shape).reshape(-1, 1)
-    mu_r = np.broadcast_to(mu, shape).reshape(-1, 1)
+    q = min(max(float(p_positive), 0.0), 1.0)
+    if q <= 0.0 or positive_mean <= 0.0:  # no event ever adds anything
+        return np.where(m_r[:, 0] < 0.0, 0.0, 1.0).reshape(shape)
     c2 = max(float(gap_scv), 1e-6)
+    mu_r = np.broadcast_to(mu, shape).reshape(-1, 1)
     finite = np.isfinite(mu_r)
     top = float(mu_r[finite].max(initial=0.0))
+    item_mean = q * positive_mean  # per event, zeros included
+    item_var = q * (positive_var + positive_mean**2) - item_mean**2
     if top > RENEWAL_MIXTURE_MAX_COUNT:
         # long windows: the atom at N = 0 is gone and N ≈ λL with variance c²·λL (renewal
         # theory), so a single Gamma over X serves
         x_mean = mu_r * item_mean
-        x_var = mu_r * max(item_var, 0.0) + c2 * mu_r * item_mean**2
+        x_var = mu_r * item_var + c2 * mu_r * item_mean**2
         out = np.where(m_r < 0.0, 0.0, CompoundGamma(x_mean, x_var).cdf(m_r + 0.5))
         return np.where(finite, out, 0.0)[:, 0].reshape(shape)
     k = np.arange(math.ceil(top + 10.0 * math.sqrt(max(c2, 1.0) * top + 1.0) + 10.0) + 1)
     count_cdf_k = renewal_count_cdf(k[None, :].astype(float), np.where(finite, mu_r, 0.0), c2)
-    pmf = np.diff(count_cdf_k, axis=1, prepend=0.0)
-    sums = CompoundGamma(k * item_mean, k * max(item_var, 0.0)).cdf(m_r + 0.5)
-    sums[:, 0] = 1.0  # no event: nothing added
-    out = np.where(m_r[:, 0] < 0.0, 0.0, (pmf * sums).sum(axis=1))
+    pmf_n = np.diff(count_cdf_k, axis=1, prepend=0.0)  # (rows, k)
+    # P(S_j ≤ m) for j positive items, then over J | N = k ~ Binomial(k, q)
+    sums = CompoundGamma(k * positive_mean, k * max(positive_var, 0.0)).cdf(m_r + 0.5)
+    sums[:, 0] = 1.0  # no positive item: nothing added
+    binom = _binomial_pmf(k, q)  # (k, j)
+    per_count = sums @ binom.T  # (rows, k): P(S ≤ m | N = k)
+    out = np.where(m_r[:, 0] < 0.0, 0.0, (pmf_n * per_count).sum(axis=1))
     out = np.where(finite[:, 0], out, 0.0)  # an endless window holds endlessly many events
-    return np.minimum(out, 1.0).reshape(shape)
+    return np.clip(out, 0.0, 1.0).reshape(shape)
 
 
-def thinned_gap_scv(share: float, gap_scv: float) -> float:
-    """Squared CV of the gaps between the events kept when each event of a renewal stream with
-    gap squared CV c² is kept with probability q: a geometric number of gaps, so
-    c'² = q·c² + 1 − q (Poisson, 1, as q → 0; the stream's own c² at q = 1)."""
-    return share * gap_scv + 1.0 - share
+def _binomial_pmf(n: np.ndarray, p: float) -> np.ndarray:
+    """P(J = j) for J ~ Binomial(n_i, p), as a matrix over (n_i, j) with j = 0..max n (zero
+    where j > n_i), from log-gamma terms."""
+    nn = np.asarray(n, dtype=float)[:, None]
+    j = np.arange(nn.size, dtype=float)[None, :]
+    if p >= 1.0:
+        return (j == nn).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_pmf = (
+            special.gammaln(nn + 1.0)
+            - special.gammaln(j + 1.0)
+            - special.gammaln(np.maximum(nn - j, 0.0) + 1.0)
+            + j * math.log(p)
+            + (nn - j) * math.log1p(-p)
+        )
+    return np.where(j <= nn, np.exp(log_pmf), 0.0)
 
 
 def head_start_wait(wait: ExpTailWait, head_s: float) -> ExpTailWait:

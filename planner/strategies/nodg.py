@@ -40,10 +40,8 @@ from planner.queueing import (
     compound_moments,
     mg1_wait,
     renewal_compound_cdf,
-    renewal_count_cdf,
     routed_ca2,
     solve_decode_batch,
-    thinned_gap_scv,
 )
 from planner.scenario import InstanceModel, Scenario
 from planner.strategies.base import Latencies, Unstable
@@ -114,9 +112,9 @@ def vllm_instance(im: InstanceModel, rate_i: float, ca2: float) -> Latencies | U
             return np.where(allowed >= n, 1.0, 0.0)
         # counted from the request's own arrival, an arrival of its instance's stream: with a
         # round-robin router that stream is smooth (c² = c_a²/instances), and the next run
-        # starts about one whole gap later (`renewal_count_cdf`)
+        # starts about one whole gap later (`renewal_compound_cdf`)
         share = long_stall_share(im.service_s, rho, t_d, bound_s)
-        return renewal_count_cdf(allowed, rate_i * share * n * t_d, thinned_gap_scv(share, ca2))
+        return renewal_compound_cdf(allowed, rate_i * n * t_d, ca2, share, 1.0)
 
     return Latencies(
         ttft_cdf=ttft_cdf,
@@ -347,7 +345,17 @@ def sarathi(dep: Deployment, scen: Scenario, rate: float) -> Latencies | Unstabl
         # counted from the request's own arrival, over its instance's stream of prompts (smooth
         # behind a round-robin router: `renewal_compound_cdf`, as for vLLM)
         h = iters.long_iterations(prompt, bound_s)
-        return renewal_compound_cdf(allowed, rate_i * horizon, ca2, float(h.mean()), float(h.var()))
+        positive = h[h > 0.0]
+        if positive.size == 0:
+            return np.ones_like(np.asarray(allowed, dtype=float))
+        return renewal_compound_cdf(
+            allowed,
+            rate_i * horizon,
+            ca2,
+            positive.size / h.size,
+            float(positive.mean()),
+            float(positive.var()),
+        )
 
     return Latencies(
         ttft_cdf=ttft_cdf,
