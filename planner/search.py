@@ -607,32 +607,14 @@ def _visit(
     return v
 
 
-# what a worker of the parallel search hands back per evaluated candidate: its goodput (req/s)
-# and, when feasible, the median TPOT at it (the Pareto frontier reads it); a visit run in the
-# planner's own process keeps the Goodput objects themselves
+# what a strategy's visit found: each evaluated candidate's goodput (a worker's come back
+# `detach`ed, the planner's own keep their lazy percentiles)
 _Found = dict[Deployment, Goodput]
 
 
-def _strategy_goodputs(
-    cands: list[Deployment],
-    bounds: dict[Deployment, float],
-    floors: dict[Deployment, Key],
-    scen: Scenario,
-    spec: SearchSpec,
-    objective: Objective,
-) -> _Found:
-    """One strategy's visit: the goodput of each candidate it evaluates, with the median TPOT
-    that the Pareto frontier reads computed (here, in parallel with the other visits)."""
-    found: _Found = {}
-
-    def evaluate(d: Deployment) -> Goodput:
-        g = found[d] = goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
-        if g.feasible and g.prediction is not None:
-            g.prediction.tpot_s.get(50)
-        return g
-
-    _visit(cands, bounds, floors, scen, spec, objective, evaluate)
-    return found
+def _solve(d: Deployment, bounds: dict[Deployment, float], scen: Scenario) -> Goodput:
+    """A candidate's goodput, the root finder started under its bound (`_first_rate`)."""
+    return goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
 
 
 def _bounds(
@@ -654,22 +636,28 @@ def _strategy_search(
     cands: list[Deployment], scen: Scenario, spec: SearchSpec, objective: Objective
 ) -> _Search:
     """One strategy's part of the parallel search: its candidates' bounds and key floors, then
-    its visit in their order (`_strategy_goodputs`). The order within a strategy is the one the
-    planner's own visit of all candidates gives it (a stable sort on the same keys)."""
+    its visit in their order — the order the planner's own visit of all candidates gives them
+    (a stable sort on the same keys) — with the goodput of each candidate it evaluates and the
+    median TPOT the Pareto frontier reads computed here, in parallel with the other visits."""
     bounds, floors = _bounds(cands, scen, objective)
+    found: _Found = {}
+
+    def evaluate(d: Deployment) -> Goodput:
+        g = found[d] = _solve(d, bounds, scen)
+        if g.feasible and g.prediction is not None:
+            g.prediction.tpot_s.get(50)
+        return g
+
     ordered = sorted(cands, key=lambda d: floors[d])
-    return _strategy_goodputs(ordered, bounds, floors, scen, spec, objective), bounds, floors
+    _visit(ordered, bounds, floors, scen, spec, objective, evaluate)
+    return found, bounds, floors
 
 
-def _portable_search(part: _Search) -> _Search:
-    found, bounds, floors = part
-    return _portable(found), bounds, floors
-
-
-def _portable(found: _Found) -> _Found:
+def _portable(part: _Search) -> _Search:
     """A worker's goodputs made picklable (`detach`): the percentiles it did not compute are
     computed in the planner's process if they are read."""
-    return {d: detach(g) for d, g in found.items()}
+    found, bounds, floors = part
+    return {d: detach(g) for d, g in found.items()}, bounds, floors
 
 
 def plan(
@@ -704,7 +692,7 @@ def plan(
         thunks = [functools.partial(_strategy_search, c, scen, spec, objective) for c in streams]
         bounds: dict[Deployment, float] = {}
         floors: dict[Deployment, Key] = {}
-        for part, b, f in fork_map(thunks, jobs, portable=_portable_search):
+        for part, b, f in fork_map(thunks, jobs, portable=_portable):
             found.update(part)
             bounds.update(b)
             floors.update(f)
@@ -716,7 +704,7 @@ def plan(
 
     def evaluate(d: Deployment) -> Goodput:
         if d not in found:
-            return goodput(d, scen, guess=_first_rate(bounds[d] * d.gpus, d.gpus))
+            return _solve(d, bounds, scen)
         return attach(found[d], scen)
 
     v = _visit(cands, bounds, floors, scen, spec, objective, evaluate, progress)

@@ -34,6 +34,8 @@ from planner.workload import (
 )
 from planner.yamlio import validate
 
+from .test_strategies import PAPER
+
 L20 = catalog.load_gpu("l20")
 CODELLAMA = catalog.load_model("codellama-34b")
 # prompts: a 1,000-token system prompt plus a user turn of 100..1,500 tokens
@@ -56,15 +58,6 @@ def scenario(
         samples=samples,
         engine=engine,
     )
-
-
-PAPER = [
-    Deployment("vllm", tp=4, instances=8),
-    Deployment("sarathi", tp=4, instances=8, chunk_tokens=512),
-    Deployment("distserve", tp=4, instances=4, decode_instances=4),
-    Deployment("mooncake", tp=4, instances=4, decode_instances=4),
-    Deployment("ecoserve", tp=4, instances=8, macro_size=8),
-]
 
 
 # ---- which requests, how many tokens -----------------------------------------------------------

@@ -83,8 +83,7 @@ class _Loop:
 
     def run(self, stream: RequestStream, route: Callable[[int, float], None], win: slice) -> None:
         arrivals = stream.arrival_s.tolist()
-        for inst in self.instances:
-            inst.window_s = (arrivals[win.start], arrivals[win.stop - 1])
+        _open_window(self.instances, arrivals, win)
         n = len(arrivals)
         nxt = 0
         heap, pop, insts, kick = self.heap, heapq.heappop, self.instances, self.kick
@@ -115,11 +114,10 @@ class _Loop:
         after the other, with no shared event heap (docs/model.md §10.7). An iteration ending
         at an arrival's instant goes first, as in `run`."""
         arrivals = stream.arrival_s.tolist()
-        per_instance: list[list[int]] = [[] for _ in self.instances]
-        for rid, i in enumerate(targets):
-            per_instance[i].append(rid)
-        for inst, rids in zip(self.instances, per_instance, strict=True):
-            inst.window_s = (arrivals[win.start], arrivals[win.stop - 1])
+        _open_window(self.instances, arrivals, win)
+        for inst, rids in zip(
+            self.instances, _by_target(targets, len(self.instances)), strict=True
+        ):
             clock = _OwnClock(inst)
             for rid in rids:
                 t = arrivals[rid]
@@ -127,6 +125,20 @@ class _Loop:
                 inst.enqueue(rid)
                 clock.kick(t)
             clock.advance_to(math.inf)
+
+
+def _open_window(instances: list[Instance], arrivals: list[float], win: slice) -> None:
+    """Count the iterations starting between the first and the last measured arrival."""
+    for inst in instances:
+        inst.window_s = (arrivals[win.start], arrivals[win.stop - 1])
+
+
+def _by_target(targets: list[int], count: int) -> list[list[int]]:
+    """The requests routed to each of `count` targets, in arrival order."""
+    out: list[list[int]] = [[] for _ in range(count)]
+    for rid, i in enumerate(targets):
+        out[i].append(rid)
+    return out
 
 
 class _OwnClock:
@@ -469,12 +481,8 @@ def _ecoserve(
     # (docs/model.md §10.7).
     clocks = [_OwnClock(inst) for inst in loop.instances]
     arrivals = stream.arrival_s.tolist()
-    for inst in loop.instances:
-        inst.window_s = (arrivals[win.start], arrivals[win.stop - 1])
-    per_macro: list[list[int]] = [[] for _ in range(macros)]
-    for rid, m in enumerate(target):
-        per_macro[m].append(rid)
-    for m, rids in enumerate(per_macro):
+    _open_window(loop.instances, arrivals, win)
+    for m, rids in enumerate(_by_target(target, macros)):
         mine = clocks[m * n_inst : (m + 1) * n_inst]
         queue = pending[m]
         for rid in [*rids, -1]:
